@@ -1,0 +1,348 @@
+//! The rotation engine: one step, validated the way AWS's rotation-function template does
+//! ([`run_step`]), and the whole rotation the way the Secrets Manager service drives it
+//! ([`rotate`]).
+
+use std::time::{Duration, Instant};
+
+use crate::api::{
+    GetSecretValueRequest, PutSecretValueRequest, SecretIdRequest, UpdateSecretVersionStageRequest,
+};
+use crate::error::SmError;
+use crate::model::{AWSCURRENT, AWSPENDING, RotationState, RotationStatus, Step};
+use crate::ports::{Placeholder, RotationStore, SecretsApi, StepContext, Target, TargetError};
+
+/// Why one step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The event does not fit the secret's state (AWS's template raises `ValueError` here).
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("secret store: {0}")]
+    Store(#[from] SmError),
+}
+
+impl StepError {
+    /// A stable class name for metrics, notifications and Lambda `errorType`s.
+    pub fn class(&self) -> &'static str {
+        match self {
+            StepError::Invalid(_) => "InvalidRotationState",
+            StepError::Target(t) => t.class(),
+            StepError::Store(_) => "StoreError",
+        }
+    }
+}
+
+/// Why a rotation did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum RotationError {
+    #[error(
+        "a rotation of {secret} is already running; wait for it to finish (this run changed \
+         nothing)"
+    )]
+    AlreadyRunning { secret: String },
+    #[error(
+        "rotation is not enabled for {secret}; configure it first (keyroll rotate configures \
+         the built-in rotator on first use)"
+    )]
+    NotEnabled { secret: String },
+    #[error("{step} failed: {error} (AWSCURRENT is unchanged; AWSPENDING {token} is kept and the next rotation resumes it)")]
+    Step { step: Step, token: String, error: StepError },
+    #[error("secret store: {0}")]
+    Store(#[from] SmError),
+}
+
+impl RotationError {
+    pub fn class(&self) -> &'static str {
+        match self {
+            RotationError::AlreadyRunning { .. } => "RotationInProgress",
+            RotationError::NotEnabled { .. } => "RotationNotEnabled",
+            RotationError::Step { error, .. } => error.class(),
+            RotationError::Store(_) => "StoreError",
+        }
+    }
+
+    pub fn failed_step(&self) -> Option<Step> {
+        match self {
+            RotationError::Step { step, .. } => Some(*step),
+            _ => None,
+        }
+    }
+}
+
+/// How strictly to check an event before running a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// AWS's template: the token must be a version of the secret.
+    Full,
+    /// The store could not hold a placeholder: `createSecret` may create the version.
+    TokenMayBeAbsent,
+}
+
+/// Runs one step for version `token` of `secret_id`, after the checks of AWS's template:
+/// rotation must be enabled; the token must be a version of the secret; a token already
+/// `AWSCURRENT` means the step has nothing to do; otherwise the token must be `AWSPENDING`.
+/// Every step is idempotent.
+pub async fn run_step(
+    store: &dyn SecretsApi,
+    target: &dyn Target,
+    step: Step,
+    secret_id: &str,
+    token: &str,
+) -> Result<(), StepError> {
+    run_step_checked(store, target, step, secret_id, token, Check::Full).await
+}
+
+async fn run_step_checked(
+    store: &dyn SecretsApi,
+    target: &dyn Target,
+    step: Step,
+    secret_id: &str,
+    token: &str,
+    check: Check,
+) -> Result<(), StepError> {
+    let desc = store.describe_secret(SecretIdRequest { secret_id: secret_id.into() }).await?;
+    if desc.rotation_enabled != Some(true) {
+        return Err(StepError::Invalid(format!(
+            "Secret {} is not enabled for rotation.",
+            desc.arn
+        )));
+    }
+    match desc.stages_of(token) {
+        None if check == Check::TokenMayBeAbsent && step == Step::Create => {}
+        None => {
+            return Err(StepError::Invalid(format!(
+                "Secret version {token} has no stage for rotation of secret {}.",
+                desc.arn
+            )));
+        }
+        Some(stages) if stages.iter().any(|s| s == AWSCURRENT) => {
+            tracing::info!(secret = %desc.arn, version = token, %step, "version already AWSCURRENT; nothing to do");
+            return Ok(());
+        }
+        Some(stages) if !stages.iter().any(|s| s == AWSPENDING) => {
+            return Err(StepError::Invalid(format!(
+                "Secret version {token} not set as AWSPENDING for rotation of secret {}.",
+                desc.arn
+            )));
+        }
+        Some(_) => {}
+    }
+    let arn = desc.arn.clone();
+    let ctx = StepContext::new(store, step, &arn, token, &desc);
+    match step {
+        Step::Create => create_secret(&ctx, target).await,
+        Step::Set => Ok(target.set(&ctx).await?),
+        Step::Test => Ok(target.test(&ctx).await?),
+        Step::Finish => finish_secret(&ctx, target).await,
+    }
+}
+
+async fn create_secret(ctx: &StepContext<'_>, target: &dyn Target) -> Result<(), StepError> {
+    // The current version must exist; the template fails the rotation otherwise.
+    ctx.current().await?;
+    let existing = ctx
+        .store
+        .get_secret_value(GetSecretValueRequest {
+            secret_id: ctx.secret_id.into(),
+            version_id: Some(ctx.token.into()),
+            version_stage: Some(AWSPENDING.into()),
+        })
+        .await;
+    match existing {
+        Ok(_) => {
+            tracing::info!(secret = ctx.secret_id, version = ctx.token, "createSecret: pending value already exists");
+            return Ok(());
+        }
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
+    let value = target.create(ctx).await?;
+    value.validate()?;
+    let (secret_string, secret_binary) = value.into_parts();
+    ctx.store
+        .put_secret_value(PutSecretValueRequest {
+            secret_id: ctx.secret_id.into(),
+            client_request_token: Some(ctx.token.into()),
+            secret_string,
+            secret_binary,
+            version_stages: Some(vec![AWSPENDING.into()]),
+            rotation_token: None,
+        })
+        .await?;
+    tracing::info!(secret = ctx.secret_id, version = ctx.token, "createSecret: pending value stored");
+    Ok(())
+}
+
+async fn finish_secret(ctx: &StepContext<'_>, target: &dyn Target) -> Result<(), StepError> {
+    let current = ctx.description.holder(AWSCURRENT).map(str::to_string);
+    if current.as_deref() == Some(ctx.token) {
+        return Ok(());
+    }
+    ctx.store
+        .update_secret_version_stage(UpdateSecretVersionStageRequest {
+            secret_id: ctx.secret_id.into(),
+            version_stage: AWSCURRENT.into(),
+            move_to_version_id: Some(ctx.token.into()),
+            remove_from_version_id: current.clone(),
+        })
+        .await?;
+    tracing::info!(secret = ctx.secret_id, version = ctx.token, previous = ?current, "finishSecret: AWSCURRENT moved");
+    target.finish(ctx).await?;
+    Ok(())
+}
+
+/// Options of one orchestrated rotation.
+#[derive(Debug, Clone, Default)]
+pub struct RotateOptions {
+    /// The version id to rotate to; a fresh UUID when absent. Ignored when a stale pending
+    /// version is resumed.
+    pub token: Option<String>,
+    /// Discard a stale `AWSPENDING` version instead of resuming it. Only safe when the target
+    /// never accepted that pending credential.
+    pub discard_pending: bool,
+}
+
+/// Progress callbacks, e.g. for `keyroll rotate`'s per-step output.
+pub trait RotationObserver: Send + Sync {
+    fn started(&self, _arn: &str, _token: &str, _resumed: bool) {}
+    fn step_started(&self, _step: Step) {}
+    fn step_finished(&self, _step: Step, _elapsed: Duration, _error: Option<&StepError>) {}
+}
+
+/// An observer that does nothing.
+pub struct Silent;
+impl RotationObserver for Silent {}
+
+/// What a successful rotation did.
+#[derive(Debug, Clone)]
+pub struct RotationReport {
+    pub arn: String,
+    pub name: String,
+    pub version_id: String,
+    pub resumed: bool,
+    pub steps: Vec<(Step, Duration)>,
+    pub total: Duration,
+}
+
+/// Rotates `secret_id` the way the Secrets Manager service does: a value-less `AWSPENDING`
+/// placeholder with a fresh token, the four steps in order, then `AWSPENDING` removed and
+/// `LastRotatedDate` recorded.
+///
+/// A failure leaves `AWSCURRENT` untouched and `AWSPENDING` in place and records the failed
+/// step; the next call resumes that pending version (every step is idempotent). A second
+/// rotation of the same secret while one runs is refused.
+pub async fn rotate(
+    store: &dyn RotationStore,
+    target: &dyn Target,
+    secret_id: &str,
+    opts: &RotateOptions,
+    observer: &dyn RotationObserver,
+) -> Result<RotationReport, RotationError> {
+    let started = Instant::now();
+    let desc = store.describe_secret(SecretIdRequest { secret_id: secret_id.into() }).await?;
+    let arn = desc.arn.clone();
+    let _lock = store
+        .try_lock_rotation(&arn)?
+        .ok_or_else(|| RotationError::AlreadyRunning { secret: desc.name.clone() })?;
+    // Re-read under the lock: another rotation may have finished in between.
+    let desc = store.describe_secret(SecretIdRequest { secret_id: arn.clone() }).await?;
+    if desc.deleted_date.is_some() {
+        return Err(SmError::marked_for_deletion().into());
+    }
+    if desc.rotation_enabled != Some(true) {
+        return Err(RotationError::NotEnabled { secret: desc.name.clone() });
+    }
+
+    let mut stale = desc.holder(AWSPENDING).map(str::to_string);
+    if let Some(p) = &stale {
+        if desc.stages_of(p).is_some_and(|s| s.iter().any(|x| x == AWSCURRENT)) {
+            // A previous run promoted the version but stopped before cleaning up: that
+            // rotation is complete once AWSPENDING is removed.
+            observer.started(&arn, p, true);
+            store.complete_rotation(&arn, p).await?;
+            return Ok(RotationReport {
+                arn,
+                name: desc.name,
+                version_id: p.clone(),
+                resumed: true,
+                steps: Vec::new(),
+                total: started.elapsed(),
+            });
+        } else if opts.discard_pending {
+            tracing::warn!(secret = %arn, version = %p, "discarding a stale AWSPENDING version");
+            store
+                .update_secret_version_stage(UpdateSecretVersionStageRequest {
+                    secret_id: arn.clone(),
+                    version_stage: AWSPENDING.into(),
+                    remove_from_version_id: Some(p.clone()),
+                    move_to_version_id: None,
+                })
+                .await?;
+            stale = None;
+        }
+    }
+    let resumed = stale.is_some();
+    let (token, check) = match stale {
+        Some(t) => (t, Check::Full),
+        None => {
+            let t = opts.token.clone().unwrap_or_else(crate::ids::new_token);
+            let check = match store.begin_rotation(&arn, &t).await? {
+                Placeholder::Created => Check::Full,
+                Placeholder::Unsupported => Check::TokenMayBeAbsent,
+            };
+            (t, check)
+        }
+    };
+    observer.started(&arn, &token, resumed);
+    let attempts = desc
+        .keyroll_rotation_status
+        .as_ref()
+        .filter(|s| s.version_id == token)
+        .map_or(0, |s| s.attempts)
+        + 1;
+    let t0 = store.now();
+    let mut status = RotationStatus {
+        state: RotationState::InProgress,
+        version_id: token.clone(),
+        failed_step: None,
+        error_type: None,
+        message: None,
+        started: t0,
+        ended: None,
+        attempts,
+    };
+    store.record_rotation_status(&arn, status.clone()).await?;
+
+    let mut steps = Vec::with_capacity(4);
+    for step in Step::ALL {
+        observer.step_started(step);
+        let t = Instant::now();
+        let result = run_step_checked(store, target, step, &arn, &token, check).await;
+        let elapsed = t.elapsed();
+        observer.step_finished(step, elapsed, result.as_ref().err());
+        if let Err(error) = result {
+            tracing::warn!(secret = %arn, version = %token, %step, class = error.class(), error = %error, "rotation step failed");
+            status.state = RotationState::Failed;
+            status.failed_step = Some(step);
+            status.error_type = Some(error.class().to_string());
+            status.message = Some(error.to_string());
+            status.ended = Some(store.now());
+            if let Err(e) = store.record_rotation_status(&arn, status).await {
+                tracing::error!(secret = %arn, error = %e, "could not record the failed rotation");
+            }
+            return Err(RotationError::Step { step, token, error });
+        }
+        steps.push((step, elapsed));
+    }
+    store.complete_rotation(&arn, &token).await?;
+    Ok(RotationReport {
+        arn,
+        name: desc.name,
+        version_id: token,
+        resumed,
+        steps,
+        total: started.elapsed(),
+    })
+}

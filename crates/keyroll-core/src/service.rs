@@ -1,0 +1,749 @@
+//! The Secrets Manager API implemented once, over a small persistence [`Backend`]: request
+//! validation, look-ups, the label rules of [`crate::model`], listing, deletion and the
+//! service side of rotation. Stores only persist records and (sealed) values.
+
+use async_trait::async_trait;
+use base64::Engine as _;
+
+use crate::api::*;
+use crate::error::SmError;
+use crate::ids::{Namespace, SecretRef, random_arn_suffix, validate_name, validate_token};
+use crate::model::{
+    AWSPENDING, RotationRules, RotationState, RotationStatus, SecretRecord, validate_description,
+    validate_tags,
+};
+use crate::ports::{Placeholder, RotationLock, RotationStore, SecretsApi};
+use crate::time::Timestamp;
+use crate::value::SecretValue;
+
+/// One atomic change to persist.
+pub enum Change<'a> {
+    /// A new secret; fails with [`CommitError::NameTaken`] if a secret of that name exists.
+    Insert { record: &'a SecretRecord, value: Option<(&'a str, &'a SecretValue)> },
+    /// A new state of an existing secret, whose stored revision must be `record.revision - 1`
+    /// (else [`CommitError::Conflict`]). `value` is a new version's value; `removed_versions`
+    /// are versions whose values must be deleted.
+    Update {
+        record: &'a SecretRecord,
+        value: Option<(&'a str, &'a SecretValue)>,
+        removed_versions: &'a [String],
+    },
+    /// Removes a secret and all its values for good.
+    Purge { arn: &'a str },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error("the secret changed concurrently")]
+    Conflict,
+    #[error("a secret with this name already exists")]
+    NameTaken,
+    #[error(transparent)]
+    Sm(#[from] SmError),
+}
+
+/// Persistence for one region of a store.
+pub trait Backend: Send + Sync {
+    fn namespace(&self) -> &Namespace;
+    fn now(&self) -> Timestamp;
+    /// The secret a reference names (including one scheduled for deletion).
+    fn find(&self, r: &SecretRef) -> Result<Option<SecretRecord>, SmError>;
+    /// Calls `f` on every secret of the region.
+    fn for_each(&self, f: &mut dyn FnMut(&SecretRecord)) -> Result<(), SmError>;
+    /// The value of a version (decrypted).
+    fn read_value(&self, record: &SecretRecord, version_id: &str) -> Result<SecretValue, SmError>;
+    fn commit(&self, change: Change<'_>) -> Result<(), CommitError>;
+    /// Without waiting: `None` when another rotation of `arn` holds the lock.
+    fn try_lock_rotation(&self, arn: &str) -> Result<Option<RotationLock>, SmError>;
+}
+
+/// What a mutation wants persisted besides the record.
+#[derive(Default)]
+struct Effects {
+    value: Option<(String, SecretValue)>,
+    removed_versions: Vec<String>,
+    /// Nothing changed: skip the commit.
+    unchanged: bool,
+}
+
+const MAX_COMMIT_RETRIES: usize = 16;
+
+/// The Secrets Manager API over a [`Backend`].
+pub struct SecretsService<B> {
+    backend: B,
+}
+
+impl<B: Backend> SecretsService<B> {
+    pub fn new(backend: B) -> Self {
+        SecretsService { backend }
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Looks a secret up; a secret whose recovery window has ended is purged on the spot and
+    /// reported as not found.
+    pub fn find(&self, secret_id: &str) -> Result<SecretRecord, SmError> {
+        let r = SecretRef::parse(secret_id)?;
+        let rec = self.backend.find(&r)?.ok_or_else(SmError::secret_not_found)?;
+        if rec.deleted_date.is_some_and(|d| d <= self.backend.now()) {
+            self.purge(&rec.arn)?;
+            return Err(SmError::secret_not_found());
+        }
+        Ok(rec)
+    }
+
+    fn purge(&self, arn: &str) -> Result<(), SmError> {
+        match self.backend.commit(Change::Purge { arn }) {
+            Ok(()) => Ok(()),
+            Err(CommitError::Sm(e)) => Err(e),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Purges every secret whose recovery window has ended; returns how many.
+    pub fn purge_expired(&self) -> Result<usize, SmError> {
+        let now = self.backend.now();
+        let mut due = Vec::new();
+        self.backend.for_each(&mut |r| {
+            if r.deleted_date.is_some_and(|d| d <= now) {
+                due.push(r.arn.clone());
+            }
+        })?;
+        for arn in &due {
+            self.purge(arn)?;
+        }
+        Ok(due.len())
+    }
+
+    /// Read-modify-write of one secret with optimistic concurrency: `f` may run more than
+    /// once, each time on the freshest record.
+    fn mutate<T>(
+        &self,
+        secret_id: &str,
+        mut f: impl FnMut(&mut SecretRecord, &B) -> Result<(T, Effects), SmError>,
+    ) -> Result<(SecretRecord, T), SmError> {
+        for _ in 0..MAX_COMMIT_RETRIES {
+            let mut rec = self.find(secret_id)?;
+            let (out, fx) = f(&mut rec, &self.backend)?;
+            if fx.unchanged {
+                return Ok((rec, out));
+            }
+            rec.revision += 1;
+            let value = fx.value.as_ref().map(|(id, v)| (id.as_str(), v));
+            match self.backend.commit(Change::Update {
+                record: &rec,
+                value,
+                removed_versions: &fx.removed_versions,
+            }) {
+                Ok(()) => return Ok((rec, out)),
+                Err(CommitError::Conflict) => continue,
+                Err(CommitError::NameTaken) => {
+                    return Err(SmError::InternalServiceError("name conflict on update".into()));
+                }
+                Err(CommitError::Sm(e)) => return Err(e),
+            }
+        }
+        Err(SmError::InternalServiceError(
+            "the secret is being changed by many writers at once; retry the request".into(),
+        ))
+    }
+
+    fn same_value(
+        backend: &B,
+        rec: &SecretRecord,
+        version_id: &str,
+        value: &SecretValue,
+    ) -> bool {
+        backend.read_value(rec, version_id).is_ok_and(|v| v.ct_eq(value))
+    }
+
+    fn require_token(token: Option<&str>) -> Result<&str, SmError> {
+        let t = token.ok_or_else(|| {
+            SmError::InvalidRequest(
+                "ClientRequestToken is required. AWS SDKs and the aws CLI generate one for you; \
+                 a raw request must send a unique 32-64 character token (a UUID)."
+                    .into(),
+            )
+        })?;
+        validate_token(t)?;
+        Ok(t)
+    }
+
+    fn arn_name(rec: &SecretRecord) -> ArnName {
+        ArnName { arn: rec.arn.clone(), name: rec.name.clone() }
+    }
+
+    fn list_filtered(&self, req: &ListSecretsRequest) -> Result<Vec<SecretRecord>, SmError> {
+        let filters = req.filters.clone().unwrap_or_default();
+        validate_filters(&filters)?;
+        let include_deleted = req.include_planned_deletion.unwrap_or(false);
+        let now = self.backend.now();
+        let mut out = Vec::new();
+        self.backend.for_each(&mut |r| {
+            if r.deleted_date.is_some_and(|d| d <= now) {
+                return;
+            }
+            if r.is_deleted() && !include_deleted {
+                return;
+            }
+            if filters.iter().all(|f| filter_matches(f, r)) {
+                out.push(r.clone());
+            }
+        })?;
+        let desc = match req.sort_order.as_deref() {
+            None | Some("asc") => false,
+            Some("desc") => true,
+            Some(o) => {
+                return Err(SmError::InvalidParameter(format!(
+                    "SortOrder must be asc or desc (got {o})."
+                )));
+            }
+        };
+        out.sort_by(|a, b| (a.created, &a.arn).cmp(&(b.created, &b.arn)));
+        if desc {
+            out.reverse();
+        }
+        Ok(out)
+    }
+}
+
+// ---- filters and pagination ------------------------------------------------------------------
+
+const FILTER_KEYS: [&str; 7] =
+    ["description", "name", "tag-key", "tag-value", "primary-region", "owning-service", "all"];
+
+pub fn validate_filters(filters: &[Filter]) -> Result<(), SmError> {
+    for f in filters {
+        if !FILTER_KEYS.contains(&f.key.as_str()) {
+            return Err(SmError::InvalidParameter(format!(
+                "Invalid filter key {}; use one of {}.",
+                f.key,
+                FILTER_KEYS.join(", ")
+            )));
+        }
+        if f.values.is_empty() || f.values.len() > 10 {
+            return Err(SmError::InvalidParameter(format!(
+                "Filter {} must have 1 to 10 values.",
+                f.key
+            )));
+        }
+        for v in &f.values {
+            if v.len() > 512
+                || !v.trim_start_matches('!').chars().all(|c| {
+                    c.is_ascii_alphanumeric() || " :_@/+=.-!".contains(c)
+                })
+            {
+                return Err(SmError::InvalidParameter(format!(
+                    "Invalid filter value {v:?}: use letters, digits, spaces and :_@/+=.-! \
+                     (at most 512 characters)."
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One filter: values are alternatives (OR); a value starting with `!` excludes matches.
+pub fn filter_matches(f: &Filter, r: &SecretRecord) -> bool {
+    let (neg, pos): (Vec<&String>, Vec<&String>) = f.values.iter().partition(|v| v.starts_with('!'));
+    let hit = |v: &str| field_matches(&f.key, v, r);
+    if neg.iter().any(|v| hit(&v[1..])) {
+        return false;
+    }
+    pos.is_empty() || pos.iter().any(|v| hit(v))
+}
+
+fn field_matches(key: &str, value: &str, r: &SecretRecord) -> bool {
+    let prefix_ci = |field: &str| field.to_lowercase().starts_with(&value.to_lowercase());
+    match key {
+        "name" => r.name.starts_with(value),
+        "description" => r.description.as_deref().is_some_and(prefix_ci),
+        "tag-key" => r.tags.iter().any(|t| t.key.starts_with(value)),
+        "tag-value" => r.tags.iter().any(|t| t.value.starts_with(value)),
+        "primary-region" => r.primary_region.as_deref().is_some_and(|p| p.starts_with(value)),
+        "owning-service" => r.owning_service.as_deref().is_some_and(|o| o.starts_with(value)),
+        "all" => value.split_whitespace().all(|word| {
+            let w = word.to_lowercase();
+            let pre = |s: &str| {
+                s.to_lowercase().split(|c: char| !c.is_alphanumeric()).any(|t| t.starts_with(&w))
+                    || s.to_lowercase().starts_with(&w)
+            };
+            pre(&r.name)
+                || r.description.as_deref().is_some_and(pre)
+                || r.tags.iter().any(|t| pre(&t.key) || pre(&t.value))
+                || r.primary_region.as_deref().is_some_and(pre)
+                || r.owning_service.as_deref().is_some_and(pre)
+        }),
+        _ => false,
+    }
+}
+
+/// `NextToken`s are opaque to callers: base64 of the offset into the listing.
+pub fn encode_next_token(offset: usize) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("keyroll:{offset}"))
+}
+
+pub fn decode_next_token(token: Option<&str>) -> Result<usize, SmError> {
+    let Some(t) = token else { return Ok(0) };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(t)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix("keyroll:").and_then(|n| n.parse().ok()))
+        .ok_or_else(|| SmError::InvalidNextToken("The NextToken value is invalid.".into()))
+}
+
+/// Validates `MaxResults` (1–`max`) and returns the page size.
+pub fn page_size(max_results: Option<i64>, max: i64) -> Result<usize, SmError> {
+    match max_results {
+        None => Ok(max as usize),
+        Some(n) if (1..=max).contains(&n) => Ok(n as usize),
+        Some(n) => Err(SmError::InvalidParameter(format!(
+            "MaxResults must be between 1 and {max} (got {n})."
+        ))),
+    }
+}
+
+/// Cuts one page from `items`.
+pub fn paginate<T>(
+    items: Vec<T>,
+    next_token: Option<&str>,
+    max_results: Option<i64>,
+    max: i64,
+) -> Result<(Vec<T>, Option<String>), SmError> {
+    let size = page_size(max_results, max)?;
+    let start = decode_next_token(next_token)?;
+    if start > items.len() {
+        return Err(SmError::InvalidNextToken("The NextToken value is invalid.".into()));
+    }
+    let end = (start + size).min(items.len());
+    let next = (end < items.len()).then(|| encode_next_token(end));
+    Ok((items.into_iter().skip(start).take(end - start).collect(), next))
+}
+
+// ---- the API ---------------------------------------------------------------------------------
+
+#[async_trait]
+impl<B: Backend> SecretsApi for SecretsService<B> {
+    async fn create_secret(&self, req: CreateSecretRequest) -> Result<CreateSecretResponse, SmError> {
+        validate_name(&req.name)?;
+        if let Some(d) = &req.description {
+            validate_description(d)?;
+        }
+        let tags = req.tags.clone().unwrap_or_default();
+        validate_tags(&tags)?;
+        let value = SecretValue::from_parts(req.secret_string, req.secret_binary)?;
+        let token = match &value {
+            Some(v) => {
+                v.validate()?;
+                Some(Self::require_token(req.client_request_token.as_deref())?.to_string())
+            }
+            None => match req.client_request_token.as_deref() {
+                Some(t) => {
+                    validate_token(t)?;
+                    None
+                }
+                None => None,
+            },
+        };
+        if let Some(existing) = self.backend.find(&SecretRef::Name(req.name.clone()))? {
+            if existing.deleted_date.is_some_and(|d| d <= self.backend.now()) {
+                self.purge(&existing.arn)?;
+            } else if existing.is_deleted() {
+                return Err(SmError::InvalidRequest(
+                    "You can't create this secret because a secret with this name is already \
+                     scheduled for deletion."
+                        .into(),
+                ));
+            } else {
+                // A retried CreateSecret (same token, same value) succeeds again.
+                if let (Some(t), Some(v)) = (&token, &value) {
+                    if existing.versions.len() == 1
+                        && existing.version(t).is_some()
+                        && Self::same_value(&self.backend, &existing, t, v)
+                    {
+                        return Ok(CreateSecretResponse {
+                            arn: existing.arn.clone(),
+                            name: existing.name.clone(),
+                            version_id: Some(t.clone()),
+                            replication_status: None,
+                        });
+                    }
+                }
+                return Err(SmError::secret_exists(&req.name));
+            }
+        }
+        let now = self.backend.now();
+        let arn = self.backend.namespace().secret_arn(&req.name, &random_arn_suffix());
+        let mut rec = SecretRecord::new(arn, req.name.clone(), now);
+        rec.description = req.description.clone();
+        rec.kms_key_id = req.kms_key_id.clone();
+        rec.tags = tags;
+        if let Some(t) = &token {
+            rec.put_version(t, None, now, |_| false)?;
+        }
+        rec.revision = 1;
+        let stored = token.as_deref().zip(value.as_ref());
+        match self.backend.commit(Change::Insert { record: &rec, value: stored }) {
+            Ok(()) => {}
+            Err(CommitError::NameTaken) | Err(CommitError::Conflict) => {
+                return Err(SmError::secret_exists(&req.name));
+            }
+            Err(CommitError::Sm(e)) => return Err(e),
+        }
+        Ok(CreateSecretResponse {
+            arn: rec.arn,
+            name: rec.name,
+            version_id: token,
+            replication_status: None,
+        })
+    }
+
+    async fn get_secret_value(
+        &self,
+        req: GetSecretValueRequest,
+    ) -> Result<GetSecretValueResponse, SmError> {
+        let rec = self.find(&req.secret_id)?;
+        rec.ensure_not_deleted()?;
+        let v = rec.select_version(req.version_id.as_deref(), req.version_stage.as_deref())?;
+        let value = self.backend.read_value(&rec, &v.id)?;
+        let (secret_string, secret_binary) = value.into_parts();
+        let resp = GetSecretValueResponse {
+            arn: rec.arn.clone(),
+            name: rec.name.clone(),
+            version_id: v.id.clone(),
+            secret_string,
+            secret_binary,
+            version_stages: v.stages.clone(),
+            created_date: v.created,
+        };
+        // LastAccessedDate has day precision: write at most once a day per secret.
+        let today = self.backend.now().floor_day();
+        if rec.last_accessed != Some(today) {
+            let vid = v.id.clone();
+            let r = self.mutate(&rec.arn, |r, _| {
+                r.last_accessed = Some(today);
+                if let Some(v) = r.versions.iter_mut().find(|x| x.id == vid) {
+                    v.last_accessed = Some(today);
+                }
+                Ok(((), Effects::default()))
+            });
+            if let Err(e) = r {
+                tracing::debug!(secret = %rec.arn, error = %e, "could not record LastAccessedDate");
+            }
+        }
+        Ok(resp)
+    }
+
+    async fn put_secret_value(
+        &self,
+        req: PutSecretValueRequest,
+    ) -> Result<PutSecretValueResponse, SmError> {
+        let token = Self::require_token(req.client_request_token.as_deref())?.to_string();
+        let value = SecretValue::from_parts(req.secret_string, req.secret_binary)?.ok_or_else(
+            || {
+                SmError::InvalidParameter(
+                    "You must provide either SecretString or SecretBinary.".into(),
+                )
+            },
+        )?;
+        value.validate()?;
+        let stages = req.version_stages.clone();
+        let now = self.backend.now();
+        let (rec, outcome) = self.mutate(&req.secret_id, |rec, b| {
+            reject_replica(rec)?;
+            let same = rec.version(&token).is_some_and(|v| v.has_value)
+                && Self::same_value(b, rec, &token, &value);
+            let o = rec.put_version(&token, stages.as_deref(), now, |_| same)?;
+            let fx = Effects {
+                value: o.changed.then(|| (token.clone(), value.clone())),
+                removed_versions: o.removed_versions.clone(),
+                unchanged: !o.changed,
+            };
+            Ok((o, fx))
+        })?;
+        Ok(PutSecretValueResponse {
+            arn: rec.arn,
+            name: rec.name,
+            version_id: outcome.version_id,
+            version_stages: outcome.stages,
+        })
+    }
+
+    async fn update_secret(&self, req: UpdateSecretRequest) -> Result<UpdateSecretResponse, SmError> {
+        if let Some(d) = &req.description {
+            validate_description(d)?;
+        }
+        let value = SecretValue::from_parts(req.secret_string, req.secret_binary)?;
+        let token = match &value {
+            Some(v) => {
+                v.validate()?;
+                Some(Self::require_token(req.client_request_token.as_deref())?.to_string())
+            }
+            None => None,
+        };
+        let now = self.backend.now();
+        let (rec, version_id) = self.mutate(&req.secret_id, |rec, b| {
+            rec.ensure_not_deleted()?;
+            reject_replica(rec)?;
+            let mut fx = Effects::default();
+            if let Some(d) = &req.description {
+                rec.description = Some(d.clone());
+            }
+            if let Some(k) = &req.kms_key_id {
+                rec.kms_key_id = Some(k.clone());
+            }
+            rec.last_changed = Some(now);
+            let mut version_id = None;
+            if let (Some(t), Some(v)) = (&token, &value) {
+                let same = rec.version(t).is_some_and(|x| x.has_value)
+                    && Self::same_value(b, rec, t, v);
+                let o = rec.put_version(t, None, now, |_| same)?;
+                if o.changed {
+                    fx.value = Some((t.clone(), v.clone()));
+                }
+                fx.removed_versions = o.removed_versions;
+                version_id = Some(o.version_id);
+            }
+            Ok((version_id, fx))
+        })?;
+        Ok(UpdateSecretResponse { arn: rec.arn, name: rec.name, version_id })
+    }
+
+    async fn update_secret_version_stage(
+        &self,
+        req: UpdateSecretVersionStageRequest,
+    ) -> Result<ArnName, SmError> {
+        let now = self.backend.now();
+        let (rec, ()) = self.mutate(&req.secret_id, |rec, _| {
+            reject_replica(rec)?;
+            let removed = rec.update_stage(
+                &req.version_stage,
+                req.move_to_version_id.as_deref(),
+                req.remove_from_version_id.as_deref(),
+                now,
+            )?;
+            Ok(((), Effects { removed_versions: removed, ..Default::default() }))
+        })?;
+        Ok(Self::arn_name(&rec))
+    }
+
+    async fn describe_secret(&self, req: SecretIdRequest) -> Result<DescribeSecretResponse, SmError> {
+        Ok(describe(&self.find(&req.secret_id)?))
+    }
+
+    async fn list_secrets(&self, req: ListSecretsRequest) -> Result<ListSecretsResponse, SmError> {
+        let all = self.list_filtered(&req)?;
+        let (page, next_token) =
+            paginate(all, req.next_token.as_deref(), req.max_results, 100)?;
+        Ok(ListSecretsResponse { secret_list: page.iter().map(list_entry).collect(), next_token })
+    }
+
+    async fn list_secret_version_ids(
+        &self,
+        req: ListSecretVersionIdsRequest,
+    ) -> Result<ListSecretVersionIdsResponse, SmError> {
+        let rec = self.find(&req.secret_id)?;
+        let include_deprecated = req.include_deprecated.unwrap_or(false);
+        let versions: Vec<_> = rec
+            .versions
+            .iter()
+            .filter(|v| include_deprecated || !v.is_deprecated())
+            .map(version_entry)
+            .collect();
+        let (versions, next_token) =
+            paginate(versions, req.next_token.as_deref(), req.max_results, 100)?;
+        Ok(ListSecretVersionIdsResponse { versions, next_token, arn: rec.arn, name: rec.name })
+    }
+
+    async fn delete_secret(&self, req: DeleteSecretRequest) -> Result<DeleteSecretResponse, SmError> {
+        let force = req.force_delete_without_recovery.unwrap_or(false);
+        if force && req.recovery_window_in_days.is_some() {
+            return Err(SmError::InvalidParameter(
+                "You can't use ForceDeleteWithoutRecovery in conjunction with \
+                 RecoveryWindowInDays."
+                    .into(),
+            ));
+        }
+        let now = self.backend.now();
+        let rec = match self.find(&req.secret_id) {
+            Ok(r) => r,
+            Err(e) if e.is_not_found() && force => {
+                // AWS answers 200 for a forced delete of a secret that does not exist.
+                let r = SecretRef::parse(&req.secret_id)?;
+                let name = r.name_candidate().to_string();
+                let arn = match r {
+                    SecretRef::Arn(_, full) => full,
+                    SecretRef::Name(n) => {
+                        let ns = self.backend.namespace();
+                        format!(
+                            "arn:{}:secretsmanager:{}:{}:secret:{n}",
+                            ns.partition, ns.region, ns.account
+                        )
+                    }
+                };
+                return Ok(DeleteSecretResponse { arn, name, deletion_date: now });
+            }
+            Err(e) => return Err(e),
+        };
+        if !rec.replicas.is_empty() {
+            return Err(SmError::InvalidRequest(format!(
+                "You can't delete secret {} that still has replica regions [{}]; remove them \
+                 with RemoveRegionsFromReplication first.",
+                rec.name,
+                rec.replicas.iter().map(|r| r.region.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        if force {
+            self.purge(&rec.arn)?;
+            return Ok(DeleteSecretResponse { arn: rec.arn, name: rec.name, deletion_date: now });
+        }
+        let window = req.recovery_window_in_days;
+        let (rec, date) = self.mutate(&rec.arn, |r, _| {
+            let d = r.schedule_deletion(window, false, now)?;
+            Ok((d, Effects::default()))
+        })?;
+        Ok(DeleteSecretResponse { arn: rec.arn, name: rec.name, deletion_date: date })
+    }
+
+    async fn restore_secret(&self, req: SecretIdRequest) -> Result<ArnName, SmError> {
+        let (rec, ()) = self.mutate(&req.secret_id, |r, _| {
+            let was_deleted = r.is_deleted();
+            r.restore();
+            Ok(((), Effects { unchanged: !was_deleted, ..Default::default() }))
+        })?;
+        Ok(Self::arn_name(&rec))
+    }
+
+    async fn tag_resource(&self, req: TagResourceRequest) -> Result<Empty, SmError> {
+        validate_tags(&req.tags)?;
+        self.mutate(&req.secret_id, |r, _| {
+            r.ensure_not_deleted()?;
+            r.tag(&req.tags)?;
+            Ok(((), Effects::default()))
+        })?;
+        Ok(Empty {})
+    }
+
+    async fn untag_resource(&self, req: UntagResourceRequest) -> Result<Empty, SmError> {
+        self.mutate(&req.secret_id, |r, _| {
+            r.ensure_not_deleted()?;
+            r.untag(&req.tag_keys);
+            Ok(((), Effects::default()))
+        })?;
+        Ok(Empty {})
+    }
+}
+
+fn reject_replica(rec: &SecretRecord) -> Result<(), SmError> {
+    if rec.is_replica() {
+        return Err(SmError::InvalidParameter(
+            "Operation not permitted on a replica secret. Call must be made in primary secret's \
+             region."
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl<B: Backend> RotationStore for SecretsService<B> {
+    async fn configure_rotation(
+        &self,
+        secret_id: &str,
+        lambda_arn: Option<String>,
+        rules: Option<RotationRules>,
+    ) -> Result<(), SmError> {
+        if let Some(r) = &rules {
+            r.validate_basic()?;
+        }
+        let now = self.backend.now();
+        self.mutate(secret_id, |r, _| {
+            r.ensure_not_deleted()?;
+            reject_replica(r)?;
+            if let Some(l) = &lambda_arn {
+                r.rotation.lambda_arn = Some(l.clone());
+            }
+            if r.rotation.lambda_arn.is_none() {
+                return Err(SmError::InvalidRequest(
+                    "No Lambda rotation function ARN is associated with this secret.".into(),
+                ));
+            }
+            if let Some(rules) = &rules {
+                r.rotation.rules = Some(rules.clone());
+            }
+            r.rotation.enabled = true;
+            r.next_rotation = match &r.rotation.rules {
+                Some(rules) => crate::schedule::next_rotation(rules, r.last_rotated.unwrap_or(now))?,
+                None => None,
+            };
+            Ok(((), Effects::default()))
+        })?;
+        Ok(())
+    }
+
+    async fn begin_rotation(&self, secret_id: &str, token: &str) -> Result<Placeholder, SmError> {
+        let now = self.backend.now();
+        self.mutate(secret_id, |r, _| {
+            if r.holder(AWSPENDING).is_some_and(|v| v.id != token) {
+                return Err(SmError::InvalidRequest(
+                    "A previous rotation isn't complete. That rotation will be reattempted.".into(),
+                ));
+            }
+            r.add_pending_placeholder(token, now)?;
+            Ok(((), Effects::default()))
+        })?;
+        Ok(Placeholder::Created)
+    }
+
+    async fn complete_rotation(&self, secret_id: &str, token: &str) -> Result<(), SmError> {
+        let now = self.backend.now();
+        self.mutate(secret_id, |r, _| {
+            let mut fx = Effects::default();
+            if r.version(token).is_some_and(|v| v.has_stage(AWSPENDING)) {
+                fx.removed_versions = r.update_stage(AWSPENDING, None, Some(token), now)?;
+            }
+            r.last_rotated = Some(now);
+            r.next_rotation = match &r.rotation.rules {
+                Some(rules) if r.rotation.enabled => crate::schedule::next_rotation(rules, now)?,
+                _ => None,
+            };
+            let started = r.rotation_status.as_ref().map_or(now, |s| s.started);
+            let attempts = r.rotation_status.as_ref().map_or(1, |s| s.attempts);
+            r.rotation_status = Some(RotationStatus {
+                state: RotationState::Succeeded,
+                version_id: token.to_string(),
+                failed_step: None,
+                error_type: None,
+                message: None,
+                started,
+                ended: Some(now),
+                attempts,
+            });
+            Ok(((), fx))
+        })?;
+        Ok(())
+    }
+
+    async fn record_rotation_status(
+        &self,
+        secret_id: &str,
+        status: RotationStatus,
+    ) -> Result<(), SmError> {
+        self.mutate(secret_id, |r, _| {
+            r.rotation_status = Some(status.clone());
+            Ok(((), Effects::default()))
+        })?;
+        Ok(())
+    }
+
+    fn try_lock_rotation(&self, arn: &str) -> Result<Option<RotationLock>, SmError> {
+        self.backend.try_lock_rotation(arn)
+    }
+
+    fn now(&self) -> Timestamp {
+        self.backend.now()
+    }
+}

@@ -1,0 +1,231 @@
+//! The rotation engine over the in-memory store: the service's flow, failure handling,
+//! resumption, idempotent steps and the AWS template's validation.
+
+use keyroll_core::api::*;
+use keyroll_core::engine::{RotateOptions, RotationError, Silent, StepError, rotate, run_step};
+use keyroll_core::memory::{MemoryBackend, memory_service};
+use keyroll_core::model::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Step};
+use keyroll_core::ports::{RotationStore, SecretsApi};
+use keyroll_core::service::SecretsService;
+use keyroll_core::testing::{CounterTarget, FlakyTarget};
+use keyroll_core::value::SecretValue;
+use secrecy::{ExposeSecret, SecretString};
+
+type Svc = SecretsService<MemoryBackend>;
+
+async fn create(svc: &Svc, name: &str, value: &str) -> String {
+    svc.create_secret(CreateSecretRequest {
+        name: name.into(),
+        client_request_token: Some(keyroll_core::ids::new_token()),
+        secret_string: Some(SecretString::from(value.to_string())),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .arn
+}
+
+async fn value(svc: &Svc, id: &str, stage: &str) -> Option<String> {
+    svc.get_secret_value(GetSecretValueRequest {
+        secret_id: id.into(),
+        version_stage: Some(stage.into()),
+        version_id: None,
+    })
+    .await
+    .ok()
+    .and_then(|r| r.secret_string.map(|s| s.expose_secret().to_string()))
+}
+
+async fn enable(svc: &Svc, id: &str) {
+    svc.configure_rotation(id, Some("keyroll".into()), None).await.unwrap();
+}
+
+async fn stages(svc: &Svc, id: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    svc.describe_secret(SecretIdRequest { secret_id: id.into() })
+        .await
+        .unwrap()
+        .version_ids_to_stages
+        .unwrap()
+}
+
+#[tokio::test]
+async fn rotation_promotes_pending_and_cleans_up() {
+    let svc = memory_service();
+    let arn = create(&svc, "app/token", "v0").await;
+    enable(&svc, &arn).await;
+    let before = svc.describe_secret(SecretIdRequest { secret_id: arn.clone() }).await.unwrap();
+    assert!(before.last_rotated_date.is_none());
+    let report = rotate(&svc, &CounterTarget::default(), "app/token", &RotateOptions::default(), &Silent)
+        .await
+        .unwrap();
+    assert_eq!(report.steps.len(), 4);
+    assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), "v0-rotated-0");
+    assert_eq!(value(&svc, &arn, AWSPREVIOUS).await.unwrap(), "v0");
+    assert!(value(&svc, &arn, AWSPENDING).await.is_none());
+    let st = stages(&svc, &arn).await;
+    assert!(!st.values().flatten().any(|s| s == AWSPENDING), "{st:?}");
+    let after = svc.describe_secret(SecretIdRequest { secret_id: arn.clone() }).await.unwrap();
+    assert!(after.last_rotated_date.is_some());
+    let status = after.keyroll_rotation_status.unwrap();
+    assert_eq!(status.state, keyroll_core::model::RotationState::Succeeded);
+}
+
+#[tokio::test]
+async fn failure_at_each_step_keeps_current_and_a_rerun_completes() {
+    for step in Step::ALL {
+        for after in [false, true] {
+            let svc = memory_service();
+            let arn = create(&svc, "s", "v0").await;
+            enable(&svc, &arn).await;
+            let target = FlakyTarget::new(CounterTarget::default());
+            if after {
+                target.fail_after(step, 1);
+            } else {
+                target.fail_before(step, 1);
+            }
+            let err = rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent)
+                .await
+                .unwrap_err();
+            assert_eq!(err.failed_step(), Some(step), "{err}");
+            let current = value(&svc, &arn, AWSCURRENT).await.unwrap();
+            if step == Step::Finish {
+                // The target's finish hook runs after AWSCURRENT moved to the tested value:
+                // the new value is current and valid, and the rerun only cleans up.
+                assert_eq!(current, "v0-rotated-0");
+            } else {
+                assert_eq!(current, "v0", "{step} after={after}");
+            }
+            let desc = svc.describe_secret(SecretIdRequest { secret_id: arn.clone() }).await.unwrap();
+            let status = desc.keyroll_rotation_status.clone().unwrap();
+            assert_eq!(status.failed_step, Some(step));
+            assert!(desc.holder(AWSPENDING).is_some());
+
+            let report = rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent).await.unwrap();
+            assert!(report.resumed);
+            if step == Step::Finish {
+                assert!(report.steps.is_empty(), "only the clean-up was left to do");
+            }
+            // A createSecret that failed before storing its value generates again on resume.
+            let expected = if step == Step::Create && after { "v0-rotated-1" } else { "v0-rotated-0" };
+            assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), expected, "{step} after={after}");
+            assert_eq!(value(&svc, &arn, AWSPREVIOUS).await.unwrap(), "v0");
+            assert!(value(&svc, &arn, AWSPENDING).await.is_none());
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_step_is_idempotent() {
+    let svc = memory_service();
+    let arn = create(&svc, "s", "v0").await;
+    enable(&svc, &arn).await;
+    let token = keyroll_core::ids::new_token();
+    svc.begin_rotation(&arn, &token).await.unwrap();
+    let t = CounterTarget::default();
+    for step in Step::ALL {
+        for _ in 0..3 {
+            run_step(&svc, &t, step, &arn, &token).await.unwrap();
+        }
+    }
+    // createSecret ran three times but generated once.
+    assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), "v0-rotated-0");
+}
+
+#[tokio::test]
+async fn step_validation_follows_the_template() {
+    let svc = memory_service();
+    let arn = create(&svc, "s", "v0").await;
+    let t = CounterTarget::default();
+    let token = keyroll_core::ids::new_token();
+    // Rotation not enabled.
+    let e = run_step(&svc, &t, Step::Create, &arn, &token).await.unwrap_err();
+    assert!(matches!(e, StepError::Invalid(ref m) if m.contains("not enabled")), "{e}");
+    enable(&svc, &arn).await;
+    // Unknown token.
+    let e = run_step(&svc, &t, Step::Create, &arn, &token).await.unwrap_err();
+    assert!(matches!(e, StepError::Invalid(ref m) if m.contains("has no stage")), "{e}");
+    // Token that is AWSCURRENT: success, nothing done.
+    let current = svc.describe_secret(SecretIdRequest { secret_id: arn.clone() }).await.unwrap();
+    let cur = current.holder(AWSCURRENT).unwrap().to_string();
+    run_step(&svc, &t, Step::Set, &arn, &cur).await.unwrap();
+    // Token that is neither current nor pending.
+    let other = keyroll_core::ids::new_token();
+    svc.put_secret_value(PutSecretValueRequest {
+        secret_id: arn.clone(),
+        client_request_token: Some(other.clone()),
+        secret_string: Some(SecretString::from("x".to_string())),
+        version_stages: Some(vec!["CUSTOM".into()]),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let e = run_step(&svc, &t, Step::Set, &arn, &other).await.unwrap_err();
+    assert!(matches!(e, StepError::Invalid(ref m) if m.contains("not set as AWSPENDING")), "{e}");
+}
+
+#[tokio::test]
+async fn concurrent_rotation_is_refused() {
+    let svc = memory_service();
+    let arn = create(&svc, "s", "v0").await;
+    enable(&svc, &arn).await;
+    let _held = svc.try_lock_rotation(&arn).unwrap().unwrap();
+    let e = rotate(&svc, &CounterTarget::default(), &arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RotationError::AlreadyRunning { .. }), "{e}");
+    assert!(e.to_string().contains("already running"));
+    assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), "v0");
+    drop(_held);
+    rotate(&svc, &CounterTarget::default(), &arn, &RotateOptions::default(), &Silent).await.unwrap();
+}
+
+#[tokio::test]
+async fn not_enabled_is_a_clear_error() {
+    let svc = memory_service();
+    let arn = create(&svc, "s", "v0").await;
+    let e = rotate(&svc, &CounterTarget::default(), &arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RotationError::NotEnabled { .. }));
+}
+
+#[tokio::test]
+async fn discard_pending_starts_over() {
+    let svc = memory_service();
+    let arn = create(&svc, "s", "v0").await;
+    enable(&svc, &arn).await;
+    let target = FlakyTarget::new(CounterTarget::default());
+    target.fail_before(Step::Set, 1);
+    rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent).await.unwrap_err();
+    let stale = svc
+        .describe_secret(SecretIdRequest { secret_id: arn.clone() })
+        .await
+        .unwrap()
+        .holder(AWSPENDING)
+        .unwrap()
+        .to_string();
+    let opts = RotateOptions { discard_pending: true, ..Default::default() };
+    let r = rotate(&svc, &target, &arn, &opts, &Silent).await.unwrap();
+    assert!(!r.resumed);
+    assert_ne!(r.version_id, stale);
+    assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), "v0-rotated-1");
+}
+
+#[tokio::test]
+async fn binary_secret_round_trip_and_value_kinds() {
+    let svc = memory_service();
+    svc.create_secret(CreateSecretRequest {
+        name: "bin".into(),
+        client_request_token: Some(keyroll_core::ids::new_token()),
+        secret_binary: Some(secrecy::SecretSlice::from(vec![0u8, 1, 2, 255])),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let r = svc
+        .get_secret_value(GetSecretValueRequest { secret_id: "bin".into(), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(r.value().unwrap().expose_bytes(), &[0u8, 1, 2, 255]);
+    assert!(matches!(r.value(), Some(SecretValue::Binary(_))));
+}
