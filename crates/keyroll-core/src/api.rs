@@ -278,11 +278,18 @@ impl DescribeSecretResponse {
     }
 
     pub fn stages_of(&self, version_id: &str) -> Option<&[String]> {
-        self.version_ids_to_stages.as_ref()?.get(version_id).map(|v| v.as_slice())
+        self.version_ids_to_stages
+            .as_ref()?
+            .get(version_id)
+            .map(|v| v.as_slice())
     }
 
     pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags.as_ref()?.iter().find(|t| t.key == key).map(|t| t.value.as_str())
+        self.tags
+            .as_ref()?
+            .iter()
+            .find(|t| t.key == key)
+            .map(|t| t.value.as_str())
     }
 }
 
@@ -701,8 +708,13 @@ mod tests {
     fn random_password_request_defaults() {
         let p = GetRandomPasswordRequest::default().policy().unwrap();
         assert_eq!(p.length, 32);
-        assert!(GetRandomPasswordRequest { password_length: Some(0), ..Default::default() }
+        assert!(
+            GetRandomPasswordRequest {
+                password_length: Some(0),
+                ..Default::default()
+            }
             .policy()
-            .is_err());
+            .is_err()
+        );
     }
 }

@@ -47,8 +47,14 @@ pub enum RotationError {
          the built-in rotator on first use)"
     )]
     NotEnabled { secret: String },
-    #[error("{step} failed: {error} (AWSCURRENT is unchanged; AWSPENDING {token} is kept and the next rotation resumes it)")]
-    Step { step: Step, token: String, error: StepError },
+    #[error(
+        "{step} failed: {error} (AWSCURRENT is unchanged; AWSPENDING {token} is kept and the next rotation resumes it)"
+    )]
+    Step {
+        step: Step,
+        token: String,
+        error: StepError,
+    },
     #[error("secret store: {0}")]
     Store(#[from] SmError),
 }
@@ -102,7 +108,11 @@ async fn run_step_checked(
     token: &str,
     check: Check,
 ) -> Result<(), StepError> {
-    let desc = store.describe_secret(SecretIdRequest { secret_id: secret_id.into() }).await?;
+    let desc = store
+        .describe_secret(SecretIdRequest {
+            secret_id: secret_id.into(),
+        })
+        .await?;
     if desc.rotation_enabled != Some(true) {
         return Err(StepError::Invalid(format!(
             "Secret {} is not enabled for rotation.",
@@ -152,7 +162,11 @@ async fn create_secret(ctx: &StepContext<'_>, target: &dyn Target) -> Result<(),
         .await;
     match existing {
         Ok(_) => {
-            tracing::info!(secret = ctx.secret_id, version = ctx.token, "createSecret: pending value already exists");
+            tracing::info!(
+                secret = ctx.secret_id,
+                version = ctx.token,
+                "createSecret: pending value already exists"
+            );
             return Ok(());
         }
         Err(e) if e.is_not_found() => {}
@@ -171,7 +185,11 @@ async fn create_secret(ctx: &StepContext<'_>, target: &dyn Target) -> Result<(),
             rotation_token: None,
         })
         .await?;
-    tracing::info!(secret = ctx.secret_id, version = ctx.token, "createSecret: pending value stored");
+    tracing::info!(
+        secret = ctx.secret_id,
+        version = ctx.token,
+        "createSecret: pending value stored"
+    );
     Ok(())
 }
 
@@ -241,23 +259,38 @@ pub async fn rotate(
     observer: &dyn RotationObserver,
 ) -> Result<RotationReport, RotationError> {
     let started = Instant::now();
-    let desc = store.describe_secret(SecretIdRequest { secret_id: secret_id.into() }).await?;
+    let desc = store
+        .describe_secret(SecretIdRequest {
+            secret_id: secret_id.into(),
+        })
+        .await?;
     let arn = desc.arn.clone();
     let _lock = store
         .try_lock_rotation(&arn)?
-        .ok_or_else(|| RotationError::AlreadyRunning { secret: desc.name.clone() })?;
+        .ok_or_else(|| RotationError::AlreadyRunning {
+            secret: desc.name.clone(),
+        })?;
     // Re-read under the lock: another rotation may have finished in between.
-    let desc = store.describe_secret(SecretIdRequest { secret_id: arn.clone() }).await?;
+    let desc = store
+        .describe_secret(SecretIdRequest {
+            secret_id: arn.clone(),
+        })
+        .await?;
     if desc.deleted_date.is_some() {
         return Err(SmError::marked_for_deletion().into());
     }
     if desc.rotation_enabled != Some(true) {
-        return Err(RotationError::NotEnabled { secret: desc.name.clone() });
+        return Err(RotationError::NotEnabled {
+            secret: desc.name.clone(),
+        });
     }
 
     let mut stale = desc.holder(AWSPENDING).map(str::to_string);
     if let Some(p) = &stale {
-        if desc.stages_of(p).is_some_and(|s| s.iter().any(|x| x == AWSCURRENT)) {
+        if desc
+            .stages_of(p)
+            .is_some_and(|s| s.iter().any(|x| x == AWSCURRENT))
+        {
             // A previous run promoted the version but stopped before cleaning up: that
             // rotation is complete once AWSPENDING is removed.
             observer.started(&arn, p, true);

@@ -148,7 +148,10 @@ mod tests {
         let e = SmError::secret_not_found();
         let j = serde_json::to_value(&e).unwrap();
         assert_eq!(j["__type"], "ResourceNotFoundException");
-        assert_eq!(j["Message"], "Secrets Manager can't find the specified secret.");
+        assert_eq!(
+            j["Message"],
+            "Secrets Manager can't find the specified secret."
+        );
         assert_eq!(e.aws_type(), "ResourceNotFoundException");
     }
 

@@ -82,7 +82,11 @@ pub struct Namespace {
 
 impl Namespace {
     pub fn new(region: impl Into<String>, account: impl Into<String>) -> Self {
-        Namespace { partition: "aws".into(), region: region.into(), account: account.into() }
+        Namespace {
+            partition: "aws".into(),
+            region: region.into(),
+            account: account.into(),
+        }
     }
 
     /// `arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-SUFFIX`
@@ -140,7 +144,9 @@ pub enum SecretRef {
 impl SecretRef {
     pub fn parse(id: &str) -> Result<Self, SmError> {
         if id.is_empty() {
-            return Err(SmError::InvalidParameter("SecretId must not be empty.".into()));
+            return Err(SmError::InvalidParameter(
+                "SecretId must not be empty.".into(),
+            ));
         }
         if id.starts_with("arn:") {
             return match parse_arn(id) {
@@ -152,7 +158,9 @@ impl SecretRef {
             };
         }
         if id.len() > 2048 {
-            return Err(SmError::InvalidParameter("SecretId must be at most 2048 characters.".into()));
+            return Err(SmError::InvalidParameter(
+                "SecretId must be at most 2048 characters.".into(),
+            ));
         }
         Ok(SecretRef::Name(id.to_string()))
     }
@@ -165,7 +173,9 @@ impl SecretRef {
                 full == arn
                     || (p.resource == name
                         && parse_arn(arn).is_some_and(|a| {
-                            a.region == p.region && a.account == p.account && a.partition == p.partition
+                            a.region == p.region
+                                && a.account == p.account
+                                && a.partition == p.partition
                         }))
             }
         }

@@ -58,7 +58,10 @@ struct Unlock {
 
 impl Drop for Unlock {
     fn drop(&mut self) {
-        self.locks.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.arn);
+        self.locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.arn);
     }
 }
 
@@ -73,12 +76,16 @@ impl Backend for MemoryBackend {
 
     fn find(&self, r: &SecretRef) -> Result<Option<SecretRecord>, SmError> {
         let st = self.state();
-        if let SecretRef::Arn(_, full) = r {
-            if let Some(rec) = st.records.get(full) {
-                return Ok(Some(rec.clone()));
-            }
+        if let SecretRef::Arn(_, full) = r
+            && let Some(rec) = st.records.get(full)
+        {
+            return Ok(Some(rec.clone()));
         }
-        Ok(st.records.values().find(|rec| r.matches(&rec.arn, &rec.name)).cloned())
+        Ok(st
+            .records
+            .values()
+            .find(|rec| r.matches(&rec.arn, &rec.name))
+            .cloned())
     }
 
     fn for_each(&self, f: &mut dyn FnMut(&SecretRecord)) -> Result<(), SmError> {
@@ -106,17 +113,23 @@ impl Backend for MemoryBackend {
                 }
                 st.records.insert(record.arn.clone(), record.clone());
                 if let Some((vid, v)) = value {
-                    st.values.insert((record.arn.clone(), vid.to_string()), v.clone());
+                    st.values
+                        .insert((record.arn.clone(), vid.to_string()), v.clone());
                 }
             }
-            Change::Update { record, value, removed_versions } => {
+            Change::Update {
+                record,
+                value,
+                removed_versions,
+            } => {
                 let stored = st.records.get(&record.arn).map(|r| r.revision);
                 if stored != Some(record.revision - 1) {
                     return Err(CommitError::Conflict);
                 }
                 st.records.insert(record.arn.clone(), record.clone());
                 if let Some((vid, v)) = value {
-                    st.values.insert((record.arn.clone(), vid.to_string()), v.clone());
+                    st.values
+                        .insert((record.arn.clone(), vid.to_string()), v.clone());
                 }
                 for vid in removed_versions {
                     st.values.remove(&(record.arn.clone(), vid.clone()));
@@ -135,6 +148,9 @@ impl Backend for MemoryBackend {
         if !locks.insert(arn.to_string()) {
             return Ok(None);
         }
-        Ok(Some(RotationLock(Box::new(Unlock { arn: arn.to_string(), locks: self.locks.clone() }))))
+        Ok(Some(RotationLock(Box::new(Unlock {
+            arn: arn.to_string(),
+            locks: self.locks.clone(),
+        }))))
     }
 }

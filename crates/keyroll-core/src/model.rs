@@ -34,7 +34,10 @@ pub struct Tag {
 
 impl Tag {
     pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
-        Tag { key: key.into(), value: value.into() }
+        Tag {
+            key: key.into(),
+            value: value.into(),
+        }
     }
 }
 
@@ -276,13 +279,17 @@ impl SecretRecord {
 
     /// Refuses reads and writes on a secret scheduled for deletion.
     pub fn ensure_not_deleted(&self) -> Result<(), SmError> {
-        if self.is_deleted() { Err(SmError::marked_for_deletion()) } else { Ok(()) }
+        if self.is_deleted() {
+            Err(SmError::marked_for_deletion())
+        } else {
+            Ok(())
+        }
     }
 
     pub fn is_replica(&self) -> bool {
-        self.primary_region.as_ref().is_some_and(|p| {
-            crate::ids::parse_arn(&self.arn).is_some_and(|a| &a.region != p)
-        })
+        self.primary_region
+            .as_ref()
+            .is_some_and(|p| crate::ids::parse_arn(&self.arn).is_some_and(|a| &a.region != p))
     }
 
     /// `VersionIdsToStages`: labelled versions only (deprecated ones are hidden).
@@ -303,21 +310,24 @@ impl SecretRecord {
     ) -> Result<&VersionEntry, SmError> {
         let v = match (version_id, stage) {
             (Some(id), stage) => {
-                let v = self.version(id).ok_or_else(|| SmError::no_value_for_version(id))?;
-                if let Some(st) = stage {
-                    if !v.has_stage(st) {
-                        return Err(SmError::InvalidRequest(
-                            "You provided a VersionStage that is not associated to the provided \
+                let v = self
+                    .version(id)
+                    .ok_or_else(|| SmError::no_value_for_version(id))?;
+                if let Some(st) = stage
+                    && !v.has_stage(st)
+                {
+                    return Err(SmError::InvalidRequest(
+                        "You provided a VersionStage that is not associated to the provided \
                              VersionId."
-                                .into(),
-                        ));
-                    }
+                            .into(),
+                    ));
                 }
                 v
             }
             (None, stage) => {
                 let st = stage.unwrap_or(AWSCURRENT);
-                self.holder(st).ok_or_else(|| SmError::no_value_for_stage(st))?
+                self.holder(st)
+                    .ok_or_else(|| SmError::no_value_for_stage(st))?
             }
         };
         if !v.has_value {
@@ -363,19 +373,19 @@ impl SecretRecord {
                 "A version can have at most {MAX_STAGES_PER_VERSION} staging labels."
             )));
         }
-        if let Some(existing) = self.version(token) {
-            if existing.has_value {
-                return if same_value(existing) {
-                    Ok(PutOutcome {
-                        version_id: existing.id.clone(),
-                        stages: existing.stages.clone(),
-                        changed: false,
-                        removed_versions: Vec::new(),
-                    })
-                } else {
-                    Err(SmError::version_exists())
-                };
-            }
+        if let Some(existing) = self.version(token)
+            && existing.has_value
+        {
+            return if same_value(existing) {
+                Ok(PutOutcome {
+                    version_id: existing.id.clone(),
+                    stages: existing.stages.clone(),
+                    changed: false,
+                    removed_versions: Vec::new(),
+                })
+            } else {
+                Err(SmError::version_exists())
+            };
         }
         if self.current().is_none() && !wanted.iter().any(|s| s == AWSCURRENT) {
             wanted.insert(0, AWSCURRENT.to_string());
@@ -390,14 +400,22 @@ impl SecretRecord {
                 has_value: true,
             }),
         }
-        for s in &wanted {
+        // AWSCURRENT goes last, so that the version it leaves ends up AWSPREVIOUS even when
+        // the request also names AWSPREVIOUS.
+        for s in wanted.iter().filter(|s| *s != AWSCURRENT) {
             self.attach(s, token);
+        }
+        if wanted.iter().any(|s| s == AWSCURRENT) {
+            self.attach(AWSCURRENT, token);
         }
         self.last_changed = Some(now);
         let removed_versions = self.collect_deprecated(now);
         Ok(PutOutcome {
             version_id: token.to_string(),
-            stages: self.version(token).map(|v| v.stages.clone()).unwrap_or_default(),
+            stages: self
+                .version(token)
+                .map(|v| v.stages.clone())
+                .unwrap_or_default(),
             changed: true,
             removed_versions,
         })
@@ -405,7 +423,12 @@ impl SecretRecord {
 
     /// The service side of `RotateSecret`: a new version without a value, labelled
     /// `AWSPENDING`, for the rotation function to fill.
-    pub fn add_pending_placeholder(&mut self, token: &str, now: Timestamp) -> Result<(), SmError> {
+    /// Returns the deprecated versions this removed (their values must be deleted).
+    pub fn add_pending_placeholder(
+        &mut self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<Vec<String>, SmError> {
         self.ensure_not_deleted()?;
         validate_token(token)?;
         if self.current().is_none() {
@@ -415,7 +438,7 @@ impl SecretRecord {
         }
         if let Some(v) = self.version(token) {
             if v.has_stage(AWSPENDING) && !v.has_value {
-                return Ok(());
+                return Ok(Vec::new());
             }
             return Err(SmError::version_exists());
         }
@@ -427,7 +450,7 @@ impl SecretRecord {
             has_value: false,
         });
         self.attach(AWSPENDING, token);
-        Ok(())
+        Ok(self.collect_deprecated(now))
     }
 
     /// `UpdateSecretVersionStage`.
@@ -471,14 +494,15 @@ impl SecretRecord {
                         "You can't attach AWSCURRENT to version {m} because it has no secret value."
                     )));
                 }
-                if let Some(h) = &holder {
-                    if h != m && remove_from != Some(h.as_str()) {
-                        return Err(SmError::InvalidParameter(format!(
-                            "The parameter RemoveFromVersionId can't be empty. Staging label \
+                if let Some(h) = &holder
+                    && h != m
+                    && remove_from != Some(h.as_str())
+                {
+                    return Err(SmError::InvalidParameter(format!(
+                        "The parameter RemoveFromVersionId can't be empty. Staging label \
                              {stage} is currently attached to version {h}, so you must \
                              explicitly reference that version in RemoveFromVersionId."
-                        )));
-                    }
+                    )));
                 }
                 if self.version(m).is_some_and(|v| {
                     !v.has_stage(stage) && v.stages.len() >= MAX_STAGES_PER_VERSION
@@ -521,10 +545,10 @@ impl SecretRecord {
         if let Some(v) = self.version_mut(to) {
             v.stages.push(stage.to_string());
         }
-        if stage == AWSCURRENT {
-            if let Some(old) = previous_holder {
-                self.attach(AWSPREVIOUS, &old);
-            }
+        if stage == AWSCURRENT
+            && let Some(old) = previous_holder
+        {
+            self.attach(AWSPREVIOUS, &old);
         }
     }
 
@@ -545,10 +569,13 @@ impl SecretRecord {
         let mut order: Vec<(Timestamp, String)> = self
             .versions
             .iter()
-            .filter(|v| v.is_deprecated() && now.millis() - v.created.millis() >= DEPRECATED_MIN_AGE_MS)
+            .filter(|v| {
+                v.is_deprecated() && now.millis() - v.created.millis() >= DEPRECATED_MIN_AGE_MS
+            })
             .map(|v| (v.created, v.id.clone()))
             .collect();
-        order.sort();
+        // Stable: versions created in the same millisecond go in creation order.
+        order.sort_by_key(|(created, _)| *created);
         for (_, id) in order {
             if excess == 0 {
                 break;
@@ -594,7 +621,10 @@ impl SecretRecord {
     }
 
     pub fn tag_value(&self, key: &str) -> Option<&str> {
-        self.tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
+        self.tags
+            .iter()
+            .find(|t| t.key == key)
+            .map(|t| t.value.as_str())
     }
 
     /// `DeleteSecret`: returns the deletion date (`now` for a forced delete, which the store
@@ -689,7 +719,11 @@ mod tests {
     }
 
     fn rec() -> SecretRecord {
-        SecretRecord::new("arn:aws:secretsmanager:us-east-1:0:secret:s-AbCdEf".into(), "s".into(), T0)
+        SecretRecord::new(
+            "arn:aws:secretsmanager:us-east-1:0:secret:s-AbCdEf".into(),
+            "s".into(),
+            T0,
+        )
     }
 
     fn stages(r: &SecretRecord, id: &str) -> Vec<String> {
@@ -703,8 +737,9 @@ mod tests {
     #[test]
     fn first_version_is_current_even_when_put_as_pending() {
         let mut r = rec();
-        r.put_version(&tok(1), Some(&s(&[AWSPENDING])), T0, |_| true).unwrap();
-        assert_eq!(stages(&r, &tok(1)), s(&[AWSCURRENT, AWSPENDING]));
+        r.put_version(&tok(1), Some(&s(&[AWSPENDING])), T0, |_| true)
+            .unwrap();
+        assert_eq!(stages(&r, &tok(1)), s(&[AWSPENDING, AWSCURRENT]));
     }
 
     #[test]
@@ -724,7 +759,8 @@ mod tests {
     fn pending_put_leaves_current_alone() {
         let mut r = rec();
         r.put_version(&tok(1), None, T0, |_| true).unwrap();
-        r.put_version(&tok(2), Some(&s(&[AWSPENDING])), T0, |_| true).unwrap();
+        r.put_version(&tok(2), Some(&s(&[AWSPENDING])), T0, |_| true)
+            .unwrap();
         assert_eq!(stages(&r, &tok(1)), s(&[AWSCURRENT]));
         assert_eq!(stages(&r, &tok(2)), s(&[AWSPENDING]));
     }
@@ -735,7 +771,10 @@ mod tests {
         r.put_version(&tok(1), None, T0, |_| true).unwrap();
         let o = r.put_version(&tok(1), None, T0, |_| true).unwrap();
         assert!(!o.changed);
-        assert_eq!(r.put_version(&tok(1), None, T0, |_| false), Err(SmError::version_exists()));
+        assert_eq!(
+            r.put_version(&tok(1), None, T0, |_| false),
+            Err(SmError::version_exists())
+        );
     }
 
     #[test]
@@ -743,9 +782,18 @@ mod tests {
         let mut r = rec();
         r.put_version(&tok(1), None, T0, |_| true).unwrap();
         r.add_pending_placeholder(&tok(2), T0).unwrap();
-        assert!(r.select_version(None, Some(AWSPENDING)).unwrap_err().is_not_found());
-        assert!(r.select_version(Some(&tok(2)), None).unwrap_err().is_not_found());
-        r.put_version(&tok(2), Some(&s(&[AWSPENDING])), T0, |_| false).unwrap();
+        assert!(
+            r.select_version(None, Some(AWSPENDING))
+                .unwrap_err()
+                .is_not_found()
+        );
+        assert!(
+            r.select_version(Some(&tok(2)), None)
+                .unwrap_err()
+                .is_not_found()
+        );
+        r.put_version(&tok(2), Some(&s(&[AWSPENDING])), T0, |_| false)
+            .unwrap();
         assert_eq!(r.select_version(None, Some(AWSPENDING)).unwrap().id, tok(2));
     }
 
@@ -753,12 +801,18 @@ mod tests {
     fn moving_attached_current_requires_remove_from() {
         let mut r = rec();
         r.put_version(&tok(1), None, T0, |_| true).unwrap();
-        r.put_version(&tok(2), Some(&s(&[AWSPENDING])), T0, |_| true).unwrap();
-        let e = r.update_stage(AWSCURRENT, Some(&tok(2)), None, T0).unwrap_err();
+        r.put_version(&tok(2), Some(&s(&[AWSPENDING])), T0, |_| true)
+            .unwrap();
+        let e = r
+            .update_stage(AWSCURRENT, Some(&tok(2)), None, T0)
+            .unwrap_err();
         assert!(matches!(e, SmError::InvalidParameter(ref m) if m.contains("RemoveFromVersionId")));
-        let e = r.update_stage(AWSCURRENT, Some(&tok(2)), Some(&tok(2)), T0).unwrap_err();
+        let e = r
+            .update_stage(AWSCURRENT, Some(&tok(2)), Some(&tok(2)), T0)
+            .unwrap_err();
         assert!(matches!(e, SmError::InvalidParameter(_)));
-        r.update_stage(AWSCURRENT, Some(&tok(2)), Some(&tok(1)), T0).unwrap();
+        r.update_stage(AWSCURRENT, Some(&tok(2)), Some(&tok(1)), T0)
+            .unwrap();
         assert_eq!(stages(&r, &tok(2)), s(&[AWSPENDING, AWSCURRENT]));
         assert_eq!(stages(&r, &tok(1)), s(&[AWSPREVIOUS]));
         r.update_stage(AWSPENDING, None, Some(&tok(2)), T0).unwrap();
@@ -775,10 +829,13 @@ mod tests {
     #[test]
     fn custom_label_moves_with_remove_from() {
         let mut r = rec();
-        r.put_version(&tok(1), Some(&s(&["BLUE"])), T0, |_| true).unwrap();
-        r.put_version(&tok(2), Some(&s(&["GREEN"])), T0, |_| true).unwrap();
+        r.put_version(&tok(1), Some(&s(&["BLUE"])), T0, |_| true)
+            .unwrap();
+        r.put_version(&tok(2), Some(&s(&["GREEN"])), T0, |_| true)
+            .unwrap();
         assert!(r.update_stage("BLUE", Some(&tok(2)), None, T0).is_err());
-        r.update_stage("BLUE", Some(&tok(2)), Some(&tok(1)), T0).unwrap();
+        r.update_stage("BLUE", Some(&tok(2)), Some(&tok(1)), T0)
+            .unwrap();
         assert_eq!(stages(&r, &tok(2)), s(&["GREEN", "BLUE"]));
         // An unattached label can be attached without RemoveFromVersionId.
         r.update_stage("RED", Some(&tok(1)), None, T0).unwrap();
@@ -788,12 +845,16 @@ mod tests {
     fn deprecated_versions_collected_oldest_first_but_not_young_ones() {
         let mut r = rec();
         for i in 0..101 {
-            r.put_version(&tok(i), None, T0.plus_millis(i as i64), |_| true).unwrap();
+            r.put_version(&tok(i), None, T0.plus_millis(i as i64), |_| true)
+                .unwrap();
         }
         // 101 versions, but all deprecated ones are younger than 24h: none removed.
         assert_eq!(r.versions.len(), 101);
         let later = T0.plus_days(2);
-        let removed = r.put_version(&tok(500), None, later, |_| true).unwrap().removed_versions;
+        let removed = r
+            .put_version(&tok(500), None, later, |_| true)
+            .unwrap()
+            .removed_versions;
         assert_eq!(removed, vec![tok(0), tok(1)]);
         assert_eq!(r.versions.len(), 100);
     }
@@ -804,7 +865,10 @@ mod tests {
         assert!(r.schedule_deletion(Some(6), false, T0).is_err());
         assert!(r.schedule_deletion(Some(31), false, T0).is_err());
         assert!(r.schedule_deletion(Some(7), true, T0).is_err());
-        assert_eq!(r.schedule_deletion(None, false, T0).unwrap(), T0.plus_days(30));
+        assert_eq!(
+            r.schedule_deletion(None, false, T0).unwrap(),
+            T0.plus_days(30)
+        );
         assert!(r.put_version(&tok(1), None, T0, |_| true).is_err());
         r.restore();
         assert!(r.put_version(&tok(1), None, T0, |_| true).is_ok());
@@ -814,7 +878,8 @@ mod tests {
     fn tags_replace_and_validate() {
         let mut r = rec();
         r.tag(&[Tag::new("env", "dev")]).unwrap();
-        r.tag(&[Tag::new("env", "prod"), Tag::new("team", "x")]).unwrap();
+        r.tag(&[Tag::new("env", "prod"), Tag::new("team", "x")])
+            .unwrap();
         assert_eq!(r.tag_value("env"), Some("prod"));
         assert!(r.tag(&[Tag::new("aws:x", "y")]).is_err());
         r.untag(&["env".into()]);

@@ -62,7 +62,10 @@ impl Default for PasswordPolicy {
 impl PasswordPolicy {
     /// AWS's RDS rotation functions' default: 32 characters without `/ @ " ' \`.
     pub fn database_default() -> Self {
-        PasswordPolicy { exclude_characters: "/@\"'\\".into(), ..Default::default() }
+        PasswordPolicy {
+            exclude_characters: "/@\"'\\".into(),
+            ..Default::default()
+        }
     }
 
     /// The character classes left after exclusions (lowercase, uppercase, digits, punctuation).
@@ -71,7 +74,9 @@ impl PasswordPolicy {
             if excluded {
                 return Vec::new();
             }
-            set.chars().filter(|c| !self.exclude_characters.contains(*c)).collect()
+            set.chars()
+                .filter(|c| !self.exclude_characters.contains(*c))
+                .collect()
         };
         vec![
             keep(LOWERCASE, self.exclude_lowercase),
@@ -91,8 +96,11 @@ impl PasswordPolicy {
                 self.length
             )));
         }
-        let classes: Vec<Vec<char>> =
-            self.classes().into_iter().filter(|c| !c.is_empty()).collect();
+        let classes: Vec<Vec<char>> = self
+            .classes()
+            .into_iter()
+            .filter(|c| !c.is_empty())
+            .collect();
         let mut alphabet: Vec<char> = classes.iter().flatten().copied().collect();
         if self.include_space && !self.exclude_characters.contains(' ') {
             alphabet.push(' ');
@@ -111,7 +119,11 @@ impl PasswordPolicy {
         }
         let n = alphabet.len() as u32;
         let draw = || -> Zeroizing<String> {
-            Zeroizing::new((0..len).map(|_| alphabet[random_below(n) as usize]).collect())
+            Zeroizing::new(
+                (0..len)
+                    .map(|_| alphabet[random_below(n) as usize])
+                    .collect(),
+            )
         };
         if !self.require_each_included_type {
             return Ok(SecretString::from(draw().to_string()));
@@ -121,7 +133,10 @@ impl PasswordPolicy {
         // of each type at a random position (still CSPRNG-driven, never biased by modulo).
         for _ in 0..10_000 {
             let candidate = draw();
-            if classes.iter().all(|cl| candidate.chars().any(|c| cl.contains(&c))) {
+            if classes
+                .iter()
+                .all(|cl| candidate.chars().any(|c| cl.contains(&c)))
+            {
                 return Ok(SecretString::from(candidate.to_string()));
             }
         }
@@ -203,23 +218,62 @@ mod tests {
             length: 64,
             ..Default::default()
         };
-        assert!(digits_only.generate().unwrap().expose_secret().chars().all(|c| c.is_ascii_digit()));
+        assert!(
+            digits_only
+                .generate()
+                .unwrap()
+                .expose_secret()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        );
     }
 
     #[test]
     fn space_only_when_asked() {
-        let policy = PasswordPolicy { include_space: true, length: 4096, ..Default::default() };
+        let policy = PasswordPolicy {
+            include_space: true,
+            length: 4096,
+            ..Default::default()
+        };
         assert!(policy.generate().unwrap().expose_secret().contains(' '));
-        let policy = PasswordPolicy { length: 4096, ..Default::default() };
+        let policy = PasswordPolicy {
+            length: 4096,
+            ..Default::default()
+        };
         assert!(!policy.generate().unwrap().expose_secret().contains(' '));
     }
 
     #[test]
     fn lengths_and_impossible_policies() {
-        assert!(PasswordPolicy { length: 0, ..Default::default() }.generate().is_err());
-        assert!(PasswordPolicy { length: 4097, ..Default::default() }.generate().is_err());
-        assert!(PasswordPolicy { length: 3, ..Default::default() }.generate().is_err());
-        let one = PasswordPolicy { length: 1, require_each_included_type: false, ..Default::default() };
+        assert!(
+            PasswordPolicy {
+                length: 0,
+                ..Default::default()
+            }
+            .generate()
+            .is_err()
+        );
+        assert!(
+            PasswordPolicy {
+                length: 4097,
+                ..Default::default()
+            }
+            .generate()
+            .is_err()
+        );
+        assert!(
+            PasswordPolicy {
+                length: 3,
+                ..Default::default()
+            }
+            .generate()
+            .is_err()
+        );
+        let one = PasswordPolicy {
+            length: 1,
+            require_each_included_type: false,
+            ..Default::default()
+        };
         assert_eq!(one.generate().unwrap().expose_secret().len(), 1);
         let nothing = PasswordPolicy {
             exclude_lowercase: true,
@@ -230,11 +284,16 @@ mod tests {
         };
         assert!(nothing.generate().is_err());
         // Four required types in four characters: rare under rejection, still satisfiable.
-        let tight = PasswordPolicy { length: 4, ..Default::default() };
+        let tight = PasswordPolicy {
+            length: 4,
+            ..Default::default()
+        };
         for _ in 0..50 {
             let p = tight.generate().unwrap();
             let s = p.expose_secret();
-            assert!(s.chars().any(|c| c.is_ascii_digit()) && s.chars().any(|c| PUNCTUATION.contains(c)));
+            assert!(
+                s.chars().any(|c| c.is_ascii_digit()) && s.chars().any(|c| PUNCTUATION.contains(c))
+            );
         }
     }
 

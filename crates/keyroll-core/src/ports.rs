@@ -14,7 +14,10 @@ use crate::value::SecretValue;
 /// embedded store (one region of it) and by the AWS Secrets Manager adapter.
 #[async_trait]
 pub trait SecretsApi: Send + Sync {
-    async fn create_secret(&self, req: CreateSecretRequest) -> Result<CreateSecretResponse, SmError>;
+    async fn create_secret(
+        &self,
+        req: CreateSecretRequest,
+    ) -> Result<CreateSecretResponse, SmError>;
     async fn get_secret_value(
         &self,
         req: GetSecretValueRequest,
@@ -23,18 +26,27 @@ pub trait SecretsApi: Send + Sync {
         &self,
         req: PutSecretValueRequest,
     ) -> Result<PutSecretValueResponse, SmError>;
-    async fn update_secret(&self, req: UpdateSecretRequest) -> Result<UpdateSecretResponse, SmError>;
+    async fn update_secret(
+        &self,
+        req: UpdateSecretRequest,
+    ) -> Result<UpdateSecretResponse, SmError>;
     async fn update_secret_version_stage(
         &self,
         req: UpdateSecretVersionStageRequest,
     ) -> Result<ArnName, SmError>;
-    async fn describe_secret(&self, req: SecretIdRequest) -> Result<DescribeSecretResponse, SmError>;
+    async fn describe_secret(
+        &self,
+        req: SecretIdRequest,
+    ) -> Result<DescribeSecretResponse, SmError>;
     async fn list_secrets(&self, req: ListSecretsRequest) -> Result<ListSecretsResponse, SmError>;
     async fn list_secret_version_ids(
         &self,
         req: ListSecretVersionIdsRequest,
     ) -> Result<ListSecretVersionIdsResponse, SmError>;
-    async fn delete_secret(&self, req: DeleteSecretRequest) -> Result<DeleteSecretResponse, SmError>;
+    async fn delete_secret(
+        &self,
+        req: DeleteSecretRequest,
+    ) -> Result<DeleteSecretResponse, SmError>;
     async fn restore_secret(&self, req: SecretIdRequest) -> Result<ArnName, SmError>;
     async fn tag_resource(&self, req: TagResourceRequest) -> Result<Empty, SmError>;
     async fn untag_resource(&self, req: UntagResourceRequest) -> Result<Empty, SmError>;
@@ -45,7 +57,9 @@ pub trait SecretsApi: Send + Sync {
         req: GetRandomPasswordRequest,
     ) -> Result<GetRandomPasswordResponse, SmError> {
         let policy = req.policy()?;
-        Ok(GetRandomPasswordResponse { random_password: policy.generate()? })
+        Ok(GetRandomPasswordResponse {
+            random_password: policy.generate()?,
+        })
     }
 }
 
@@ -113,8 +127,14 @@ pub struct VersionedValue {
 
 impl VersionedValue {
     pub fn from_response(r: GetSecretValueResponse) -> Result<Self, SmError> {
-        let value = r.value().ok_or_else(|| SmError::no_value_for_version(&r.version_id))?;
-        Ok(VersionedValue { version_id: r.version_id, stages: r.version_stages, value })
+        let value = r
+            .value()
+            .ok_or_else(|| SmError::no_value_for_version(&r.version_id))?;
+        Ok(VersionedValue {
+            version_id: r.version_id,
+            stages: r.version_stages,
+            value,
+        })
     }
 
     /// The value as a JSON object (database secrets and most others are). The error never
@@ -258,7 +278,10 @@ impl<'a> StepContext<'a> {
 
     /// The version being rotated to (by its id, the token).
     pub async fn pending(&self) -> Result<&VersionedValue, TargetError> {
-        Ok(self.pending.get_or_try_init(|| self.fetch(Some(self.token), None)).await?)
+        Ok(self
+            .pending
+            .get_or_try_init(|| self.fetch(Some(self.token), None))
+            .await?)
     }
 
     /// The `AWSPREVIOUS` version, if the secret has one.

@@ -19,7 +19,10 @@ use crate::value::SecretValue;
 /// One atomic change to persist.
 pub enum Change<'a> {
     /// A new secret; fails with [`CommitError::NameTaken`] if a secret of that name exists.
-    Insert { record: &'a SecretRecord, value: Option<(&'a str, &'a SecretValue)> },
+    Insert {
+        record: &'a SecretRecord,
+        value: Option<(&'a str, &'a SecretValue)>,
+    },
     /// A new state of an existing secret, whose stored revision must be `record.revision - 1`
     /// (else [`CommitError::Conflict`]). `value` is a new version's value; `removed_versions`
     /// are versions whose values must be deleted.
@@ -86,7 +89,10 @@ impl<B: Backend> SecretsService<B> {
     /// reported as not found.
     pub fn find(&self, secret_id: &str) -> Result<SecretRecord, SmError> {
         let r = SecretRef::parse(secret_id)?;
-        let rec = self.backend.find(&r)?.ok_or_else(SmError::secret_not_found)?;
+        let rec = self
+            .backend
+            .find(&r)?
+            .ok_or_else(SmError::secret_not_found)?;
         if rec.deleted_date.is_some_and(|d| d <= self.backend.now()) {
             self.purge(&rec.arn)?;
             return Err(SmError::secret_not_found());
@@ -140,7 +146,9 @@ impl<B: Backend> SecretsService<B> {
                 Ok(()) => return Ok((rec, out)),
                 Err(CommitError::Conflict) => continue,
                 Err(CommitError::NameTaken) => {
-                    return Err(SmError::InternalServiceError("name conflict on update".into()));
+                    return Err(SmError::InternalServiceError(
+                        "name conflict on update".into(),
+                    ));
                 }
                 Err(CommitError::Sm(e)) => return Err(e),
             }
@@ -150,13 +158,10 @@ impl<B: Backend> SecretsService<B> {
         ))
     }
 
-    fn same_value(
-        backend: &B,
-        rec: &SecretRecord,
-        version_id: &str,
-        value: &SecretValue,
-    ) -> bool {
-        backend.read_value(rec, version_id).is_ok_and(|v| v.ct_eq(value))
+    fn same_value(backend: &B, rec: &SecretRecord, version_id: &str, value: &SecretValue) -> bool {
+        backend
+            .read_value(rec, version_id)
+            .is_ok_and(|v| v.ct_eq(value))
     }
 
     fn require_token(token: Option<&str>) -> Result<&str, SmError> {
@@ -172,7 +177,10 @@ impl<B: Backend> SecretsService<B> {
     }
 
     fn arn_name(rec: &SecretRecord) -> ArnName {
-        ArnName { arn: rec.arn.clone(), name: rec.name.clone() }
+        ArnName {
+            arn: rec.arn.clone(),
+            name: rec.name.clone(),
+        }
     }
 
     fn list_filtered(&self, req: &ListSecretsRequest) -> Result<Vec<SecretRecord>, SmError> {
@@ -211,8 +219,15 @@ impl<B: Backend> SecretsService<B> {
 
 // ---- filters and pagination ------------------------------------------------------------------
 
-const FILTER_KEYS: [&str; 7] =
-    ["description", "name", "tag-key", "tag-value", "primary-region", "owning-service", "all"];
+const FILTER_KEYS: [&str; 7] = [
+    "description",
+    "name",
+    "tag-key",
+    "tag-value",
+    "primary-region",
+    "owning-service",
+    "all",
+];
 
 pub fn validate_filters(filters: &[Filter]) -> Result<(), SmError> {
     for f in filters {
@@ -231,9 +246,10 @@ pub fn validate_filters(filters: &[Filter]) -> Result<(), SmError> {
         }
         for v in &f.values {
             if v.len() > 512
-                || !v.trim_start_matches('!').chars().all(|c| {
-                    c.is_ascii_alphanumeric() || " :_@/+=.-!".contains(c)
-                })
+                || !v
+                    .trim_start_matches('!')
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || " :_@/+=.-!".contains(c))
             {
                 return Err(SmError::InvalidParameter(format!(
                     "Invalid filter value {v:?}: use letters, digits, spaces and :_@/+=.-! \
@@ -247,7 +263,8 @@ pub fn validate_filters(filters: &[Filter]) -> Result<(), SmError> {
 
 /// One filter: values are alternatives (OR); a value starting with `!` excludes matches.
 pub fn filter_matches(f: &Filter, r: &SecretRecord) -> bool {
-    let (neg, pos): (Vec<&String>, Vec<&String>) = f.values.iter().partition(|v| v.starts_with('!'));
+    let (neg, pos): (Vec<&String>, Vec<&String>) =
+        f.values.iter().partition(|v| v.starts_with('!'));
     let hit = |v: &str| field_matches(&f.key, v, r);
     if neg.iter().any(|v| hit(&v[1..])) {
         return false;
@@ -262,12 +279,20 @@ fn field_matches(key: &str, value: &str, r: &SecretRecord) -> bool {
         "description" => r.description.as_deref().is_some_and(prefix_ci),
         "tag-key" => r.tags.iter().any(|t| t.key.starts_with(value)),
         "tag-value" => r.tags.iter().any(|t| t.value.starts_with(value)),
-        "primary-region" => r.primary_region.as_deref().is_some_and(|p| p.starts_with(value)),
-        "owning-service" => r.owning_service.as_deref().is_some_and(|o| o.starts_with(value)),
+        "primary-region" => r
+            .primary_region
+            .as_deref()
+            .is_some_and(|p| p.starts_with(value)),
+        "owning-service" => r
+            .owning_service
+            .as_deref()
+            .is_some_and(|o| o.starts_with(value)),
         "all" => value.split_whitespace().all(|word| {
             let w = word.to_lowercase();
             let pre = |s: &str| {
-                s.to_lowercase().split(|c: char| !c.is_alphanumeric()).any(|t| t.starts_with(&w))
+                s.to_lowercase()
+                    .split(|c: char| !c.is_alphanumeric())
+                    .any(|t| t.starts_with(&w))
                     || s.to_lowercase().starts_with(&w)
             };
             pre(&r.name)
@@ -316,18 +341,26 @@ pub fn paginate<T>(
     let size = page_size(max_results, max)?;
     let start = decode_next_token(next_token)?;
     if start > items.len() {
-        return Err(SmError::InvalidNextToken("The NextToken value is invalid.".into()));
+        return Err(SmError::InvalidNextToken(
+            "The NextToken value is invalid.".into(),
+        ));
     }
     let end = (start + size).min(items.len());
     let next = (end < items.len()).then(|| encode_next_token(end));
-    Ok((items.into_iter().skip(start).take(end - start).collect(), next))
+    Ok((
+        items.into_iter().skip(start).take(end - start).collect(),
+        next,
+    ))
 }
 
 // ---- the API ---------------------------------------------------------------------------------
 
 #[async_trait]
 impl<B: Backend> SecretsApi for SecretsService<B> {
-    async fn create_secret(&self, req: CreateSecretRequest) -> Result<CreateSecretResponse, SmError> {
+    async fn create_secret(
+        &self,
+        req: CreateSecretRequest,
+    ) -> Result<CreateSecretResponse, SmError> {
         validate_name(&req.name)?;
         if let Some(d) = &req.description {
             validate_description(d)?;
@@ -349,7 +382,10 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
             },
         };
         if let Some(existing) = self.backend.find(&SecretRef::Name(req.name.clone()))? {
-            if existing.deleted_date.is_some_and(|d| d <= self.backend.now()) {
+            if existing
+                .deleted_date
+                .is_some_and(|d| d <= self.backend.now())
+            {
                 self.purge(&existing.arn)?;
             } else if existing.is_deleted() {
                 return Err(SmError::InvalidRequest(
@@ -359,24 +395,26 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
                 ));
             } else {
                 // A retried CreateSecret (same token, same value) succeeds again.
-                if let (Some(t), Some(v)) = (&token, &value) {
-                    if existing.versions.len() == 1
-                        && existing.version(t).is_some()
-                        && Self::same_value(&self.backend, &existing, t, v)
-                    {
-                        return Ok(CreateSecretResponse {
-                            arn: existing.arn.clone(),
-                            name: existing.name.clone(),
-                            version_id: Some(t.clone()),
-                            replication_status: None,
-                        });
-                    }
+                if let (Some(t), Some(v)) = (&token, &value)
+                    && existing.versions.len() == 1
+                    && existing.version(t).is_some()
+                    && Self::same_value(&self.backend, &existing, t, v)
+                {
+                    return Ok(CreateSecretResponse {
+                        arn: existing.arn.clone(),
+                        name: existing.name.clone(),
+                        version_id: Some(t.clone()),
+                        replication_status: None,
+                    });
                 }
                 return Err(SmError::secret_exists(&req.name));
             }
         }
         let now = self.backend.now();
-        let arn = self.backend.namespace().secret_arn(&req.name, &random_arn_suffix());
+        let arn = self
+            .backend
+            .namespace()
+            .secret_arn(&req.name, &random_arn_suffix());
         let mut rec = SecretRecord::new(arn, req.name.clone(), now);
         rec.description = req.description.clone();
         rec.kms_key_id = req.kms_key_id.clone();
@@ -386,7 +424,10 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
         }
         rec.revision = 1;
         let stored = token.as_deref().zip(value.as_ref());
-        match self.backend.commit(Change::Insert { record: &rec, value: stored }) {
+        match self.backend.commit(Change::Insert {
+            record: &rec,
+            value: stored,
+        }) {
             Ok(()) => {}
             Err(CommitError::NameTaken) | Err(CommitError::Conflict) => {
                 return Err(SmError::secret_exists(&req.name));
@@ -442,13 +483,12 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
         req: PutSecretValueRequest,
     ) -> Result<PutSecretValueResponse, SmError> {
         let token = Self::require_token(req.client_request_token.as_deref())?.to_string();
-        let value = SecretValue::from_parts(req.secret_string, req.secret_binary)?.ok_or_else(
-            || {
+        let value =
+            SecretValue::from_parts(req.secret_string, req.secret_binary)?.ok_or_else(|| {
                 SmError::InvalidParameter(
                     "You must provide either SecretString or SecretBinary.".into(),
                 )
-            },
-        )?;
+            })?;
         value.validate()?;
         let stages = req.version_stages.clone();
         let now = self.backend.now();
@@ -472,7 +512,10 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
         })
     }
 
-    async fn update_secret(&self, req: UpdateSecretRequest) -> Result<UpdateSecretResponse, SmError> {
+    async fn update_secret(
+        &self,
+        req: UpdateSecretRequest,
+    ) -> Result<UpdateSecretResponse, SmError> {
         if let Some(d) = &req.description {
             validate_description(d)?;
         }
@@ -498,8 +541,8 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
             rec.last_changed = Some(now);
             let mut version_id = None;
             if let (Some(t), Some(v)) = (&token, &value) {
-                let same = rec.version(t).is_some_and(|x| x.has_value)
-                    && Self::same_value(b, rec, t, v);
+                let same =
+                    rec.version(t).is_some_and(|x| x.has_value) && Self::same_value(b, rec, t, v);
                 let o = rec.put_version(t, None, now, |_| same)?;
                 if o.changed {
                     fx.value = Some((t.clone(), v.clone()));
@@ -509,7 +552,11 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
             }
             Ok((version_id, fx))
         })?;
-        Ok(UpdateSecretResponse { arn: rec.arn, name: rec.name, version_id })
+        Ok(UpdateSecretResponse {
+            arn: rec.arn,
+            name: rec.name,
+            version_id,
+        })
     }
 
     async fn update_secret_version_stage(
@@ -525,20 +572,31 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
                 req.remove_from_version_id.as_deref(),
                 now,
             )?;
-            Ok(((), Effects { removed_versions: removed, ..Default::default() }))
+            Ok((
+                (),
+                Effects {
+                    removed_versions: removed,
+                    ..Default::default()
+                },
+            ))
         })?;
         Ok(Self::arn_name(&rec))
     }
 
-    async fn describe_secret(&self, req: SecretIdRequest) -> Result<DescribeSecretResponse, SmError> {
+    async fn describe_secret(
+        &self,
+        req: SecretIdRequest,
+    ) -> Result<DescribeSecretResponse, SmError> {
         Ok(describe(&self.find(&req.secret_id)?))
     }
 
     async fn list_secrets(&self, req: ListSecretsRequest) -> Result<ListSecretsResponse, SmError> {
         let all = self.list_filtered(&req)?;
-        let (page, next_token) =
-            paginate(all, req.next_token.as_deref(), req.max_results, 100)?;
-        Ok(ListSecretsResponse { secret_list: page.iter().map(list_entry).collect(), next_token })
+        let (page, next_token) = paginate(all, req.next_token.as_deref(), req.max_results, 100)?;
+        Ok(ListSecretsResponse {
+            secret_list: page.iter().map(list_entry).collect(),
+            next_token,
+        })
     }
 
     async fn list_secret_version_ids(
@@ -555,10 +613,18 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
             .collect();
         let (versions, next_token) =
             paginate(versions, req.next_token.as_deref(), req.max_results, 100)?;
-        Ok(ListSecretVersionIdsResponse { versions, next_token, arn: rec.arn, name: rec.name })
+        Ok(ListSecretVersionIdsResponse {
+            versions,
+            next_token,
+            arn: rec.arn,
+            name: rec.name,
+        })
     }
 
-    async fn delete_secret(&self, req: DeleteSecretRequest) -> Result<DeleteSecretResponse, SmError> {
+    async fn delete_secret(
+        &self,
+        req: DeleteSecretRequest,
+    ) -> Result<DeleteSecretResponse, SmError> {
         let force = req.force_delete_without_recovery.unwrap_or(false);
         if force && req.recovery_window_in_days.is_some() {
             return Err(SmError::InvalidParameter(
@@ -584,7 +650,11 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
                         )
                     }
                 };
-                return Ok(DeleteSecretResponse { arn, name, deletion_date: now });
+                return Ok(DeleteSecretResponse {
+                    arn,
+                    name,
+                    deletion_date: now,
+                });
             }
             Err(e) => return Err(e),
         };
@@ -593,26 +663,44 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
                 "You can't delete secret {} that still has replica regions [{}]; remove them \
                  with RemoveRegionsFromReplication first.",
                 rec.name,
-                rec.replicas.iter().map(|r| r.region.as_str()).collect::<Vec<_>>().join(", ")
+                rec.replicas
+                    .iter()
+                    .map(|r| r.region.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         if force {
             self.purge(&rec.arn)?;
-            return Ok(DeleteSecretResponse { arn: rec.arn, name: rec.name, deletion_date: now });
+            return Ok(DeleteSecretResponse {
+                arn: rec.arn,
+                name: rec.name,
+                deletion_date: now,
+            });
         }
         let window = req.recovery_window_in_days;
         let (rec, date) = self.mutate(&rec.arn, |r, _| {
             let d = r.schedule_deletion(window, false, now)?;
             Ok((d, Effects::default()))
         })?;
-        Ok(DeleteSecretResponse { arn: rec.arn, name: rec.name, deletion_date: date })
+        Ok(DeleteSecretResponse {
+            arn: rec.arn,
+            name: rec.name,
+            deletion_date: date,
+        })
     }
 
     async fn restore_secret(&self, req: SecretIdRequest) -> Result<ArnName, SmError> {
         let (rec, ()) = self.mutate(&req.secret_id, |r, _| {
             let was_deleted = r.is_deleted();
             r.restore();
-            Ok(((), Effects { unchanged: !was_deleted, ..Default::default() }))
+            Ok((
+                (),
+                Effects {
+                    unchanged: !was_deleted,
+                    ..Default::default()
+                },
+            ))
         })?;
         Ok(Self::arn_name(&rec))
     }
@@ -676,7 +764,9 @@ impl<B: Backend> RotationStore for SecretsService<B> {
             }
             r.rotation.enabled = true;
             r.next_rotation = match &r.rotation.rules {
-                Some(rules) => crate::schedule::next_rotation(rules, r.last_rotated.unwrap_or(now))?,
+                Some(rules) => {
+                    crate::schedule::next_rotation(rules, r.last_rotated.unwrap_or(now))?
+                }
                 None => None,
             };
             Ok(((), Effects::default()))
@@ -692,8 +782,14 @@ impl<B: Backend> RotationStore for SecretsService<B> {
                     "A previous rotation isn't complete. That rotation will be reattempted.".into(),
                 ));
             }
-            r.add_pending_placeholder(token, now)?;
-            Ok(((), Effects::default()))
+            let removed = r.add_pending_placeholder(token, now)?;
+            Ok((
+                (),
+                Effects {
+                    removed_versions: removed,
+                    ..Default::default()
+                },
+            ))
         })?;
         Ok(Placeholder::Created)
     }

@@ -18,26 +18,36 @@ pub struct FlakyTarget<T> {
 
 impl<T: Target> FlakyTarget<T> {
     pub fn new(inner: T) -> Self {
-        FlakyTarget { inner, failures: Mutex::new(HashMap::new()) }
+        FlakyTarget {
+            inner,
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Fail `step` the next `times` times, before the inner target acts.
     pub fn fail_before(&self, step: Step, times: u32) {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).insert(step, (times, false));
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(step, (times, false));
     }
 
     /// Fail `step` the next `times` times, after the inner target acted.
     pub fn fail_after(&self, step: Step, times: u32) {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).insert(step, (times, true));
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(step, (times, true));
     }
 
     fn take(&self, step: Step, after: bool) -> Result<(), TargetError> {
         let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((n, a)) = f.get_mut(&step) {
-            if *n > 0 && *a == after {
-                *n -= 1;
-                return Err(TargetError::Rejected(format!("injected failure at {step}")));
-            }
+        if let Some((n, a)) = f.get_mut(&step)
+            && *n > 0
+            && *a == after
+        {
+            *n -= 1;
+            return Err(TargetError::Rejected(format!("injected failure at {step}")));
         }
         Ok(())
     }

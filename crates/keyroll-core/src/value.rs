@@ -66,7 +66,11 @@ impl SecretValue {
     /// Enforces AWS's limits: at most 65,536 bytes; a `SecretBinary` holds at least one byte.
     pub fn validate(&self) -> Result<(), SmError> {
         let n = self.len();
-        let field = if self.is_binary() { "SecretBinary" } else { "SecretString" };
+        let field = if self.is_binary() {
+            "SecretBinary"
+        } else {
+            "SecretString"
+        };
         if n > MAX_SECRET_BYTES {
             return Err(SmError::InvalidParameter(format!(
                 "{field} is {n} bytes; Secrets Manager accepts at most {MAX_SECRET_BYTES} bytes."
@@ -119,10 +123,18 @@ impl fmt::Debug for SecretValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SecretValue::String(s) => {
-                write!(f, "SecretString([REDACTED {} bytes])", s.expose_secret().len())
+                write!(
+                    f,
+                    "SecretString([REDACTED {} bytes])",
+                    s.expose_secret().len()
+                )
             }
             SecretValue::Binary(b) => {
-                write!(f, "SecretBinary([REDACTED {} bytes])", b.expose_secret().len())
+                write!(
+                    f,
+                    "SecretBinary([REDACTED {} bytes])",
+                    b.expose_secret().len()
+                )
             }
         }
     }
@@ -218,8 +230,16 @@ mod tests {
 
     #[test]
     fn size_limits() {
-        assert!(SecretValue::string("x".repeat(MAX_SECRET_BYTES)).validate().is_ok());
-        assert!(SecretValue::string("x".repeat(MAX_SECRET_BYTES + 1)).validate().is_err());
+        assert!(
+            SecretValue::string("x".repeat(MAX_SECRET_BYTES))
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            SecretValue::string("x".repeat(MAX_SECRET_BYTES + 1))
+                .validate()
+                .is_err()
+        );
         assert!(SecretValue::binary(vec![]).validate().is_err());
     }
 

@@ -37,15 +37,19 @@ async fn value(svc: &Svc, id: &str, stage: &str) -> Option<String> {
 }
 
 async fn enable(svc: &Svc, id: &str) {
-    svc.configure_rotation(id, Some("keyroll".into()), None).await.unwrap();
+    svc.configure_rotation(id, Some("keyroll".into()), None)
+        .await
+        .unwrap();
 }
 
 async fn stages(svc: &Svc, id: &str) -> std::collections::BTreeMap<String, Vec<String>> {
-    svc.describe_secret(SecretIdRequest { secret_id: id.into() })
-        .await
-        .unwrap()
-        .version_ids_to_stages
-        .unwrap()
+    svc.describe_secret(SecretIdRequest {
+        secret_id: id.into(),
+    })
+    .await
+    .unwrap()
+    .version_ids_to_stages
+    .unwrap()
 }
 
 #[tokio::test]
@@ -53,18 +57,34 @@ async fn rotation_promotes_pending_and_cleans_up() {
     let svc = memory_service();
     let arn = create(&svc, "app/token", "v0").await;
     enable(&svc, &arn).await;
-    let before = svc.describe_secret(SecretIdRequest { secret_id: arn.clone() }).await.unwrap();
-    assert!(before.last_rotated_date.is_none());
-    let report = rotate(&svc, &CounterTarget::default(), "app/token", &RotateOptions::default(), &Silent)
+    let before = svc
+        .describe_secret(SecretIdRequest {
+            secret_id: arn.clone(),
+        })
         .await
         .unwrap();
+    assert!(before.last_rotated_date.is_none());
+    let report = rotate(
+        &svc,
+        &CounterTarget::default(),
+        "app/token",
+        &RotateOptions::default(),
+        &Silent,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.steps.len(), 4);
     assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), "v0-rotated-0");
     assert_eq!(value(&svc, &arn, AWSPREVIOUS).await.unwrap(), "v0");
     assert!(value(&svc, &arn, AWSPENDING).await.is_none());
     let st = stages(&svc, &arn).await;
     assert!(!st.values().flatten().any(|s| s == AWSPENDING), "{st:?}");
-    let after = svc.describe_secret(SecretIdRequest { secret_id: arn.clone() }).await.unwrap();
+    let after = svc
+        .describe_secret(SecretIdRequest {
+            secret_id: arn.clone(),
+        })
+        .await
+        .unwrap();
     assert!(after.last_rotated_date.is_some());
     let status = after.keyroll_rotation_status.unwrap();
     assert_eq!(status.state, keyroll_core::model::RotationState::Succeeded);
@@ -95,19 +115,34 @@ async fn failure_at_each_step_keeps_current_and_a_rerun_completes() {
             } else {
                 assert_eq!(current, "v0", "{step} after={after}");
             }
-            let desc = svc.describe_secret(SecretIdRequest { secret_id: arn.clone() }).await.unwrap();
+            let desc = svc
+                .describe_secret(SecretIdRequest {
+                    secret_id: arn.clone(),
+                })
+                .await
+                .unwrap();
             let status = desc.keyroll_rotation_status.clone().unwrap();
             assert_eq!(status.failed_step, Some(step));
             assert!(desc.holder(AWSPENDING).is_some());
 
-            let report = rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent).await.unwrap();
+            let report = rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent)
+                .await
+                .unwrap();
             assert!(report.resumed);
             if step == Step::Finish {
                 assert!(report.steps.is_empty(), "only the clean-up was left to do");
             }
             // A createSecret that failed before storing its value generates again on resume.
-            let expected = if step == Step::Create && after { "v0-rotated-1" } else { "v0-rotated-0" };
-            assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), expected, "{step} after={after}");
+            let expected = if step == Step::Create && after {
+                "v0-rotated-1"
+            } else {
+                "v0-rotated-0"
+            };
+            assert_eq!(
+                value(&svc, &arn, AWSCURRENT).await.unwrap(),
+                expected,
+                "{step} after={after}"
+            );
             assert_eq!(value(&svc, &arn, AWSPREVIOUS).await.unwrap(), "v0");
             assert!(value(&svc, &arn, AWSPENDING).await.is_none());
         }
@@ -138,14 +173,29 @@ async fn step_validation_follows_the_template() {
     let t = CounterTarget::default();
     let token = keyroll_core::ids::new_token();
     // Rotation not enabled.
-    let e = run_step(&svc, &t, Step::Create, &arn, &token).await.unwrap_err();
-    assert!(matches!(e, StepError::Invalid(ref m) if m.contains("not enabled")), "{e}");
+    let e = run_step(&svc, &t, Step::Create, &arn, &token)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, StepError::Invalid(ref m) if m.contains("not enabled")),
+        "{e}"
+    );
     enable(&svc, &arn).await;
     // Unknown token.
-    let e = run_step(&svc, &t, Step::Create, &arn, &token).await.unwrap_err();
-    assert!(matches!(e, StepError::Invalid(ref m) if m.contains("has no stage")), "{e}");
+    let e = run_step(&svc, &t, Step::Create, &arn, &token)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, StepError::Invalid(ref m) if m.contains("has no stage")),
+        "{e}"
+    );
     // Token that is AWSCURRENT: success, nothing done.
-    let current = svc.describe_secret(SecretIdRequest { secret_id: arn.clone() }).await.unwrap();
+    let current = svc
+        .describe_secret(SecretIdRequest {
+            secret_id: arn.clone(),
+        })
+        .await
+        .unwrap();
     let cur = current.holder(AWSCURRENT).unwrap().to_string();
     run_step(&svc, &t, Step::Set, &arn, &cur).await.unwrap();
     // Token that is neither current nor pending.
@@ -159,8 +209,13 @@ async fn step_validation_follows_the_template() {
     })
     .await
     .unwrap();
-    let e = run_step(&svc, &t, Step::Set, &arn, &other).await.unwrap_err();
-    assert!(matches!(e, StepError::Invalid(ref m) if m.contains("not set as AWSPENDING")), "{e}");
+    let e = run_step(&svc, &t, Step::Set, &arn, &other)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, StepError::Invalid(ref m) if m.contains("not set as AWSPENDING")),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -169,23 +224,43 @@ async fn concurrent_rotation_is_refused() {
     let arn = create(&svc, "s", "v0").await;
     enable(&svc, &arn).await;
     let _held = svc.try_lock_rotation(&arn).unwrap().unwrap();
-    let e = rotate(&svc, &CounterTarget::default(), &arn, &RotateOptions::default(), &Silent)
-        .await
-        .unwrap_err();
+    let e = rotate(
+        &svc,
+        &CounterTarget::default(),
+        &arn,
+        &RotateOptions::default(),
+        &Silent,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, RotationError::AlreadyRunning { .. }), "{e}");
     assert!(e.to_string().contains("already running"));
     assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), "v0");
     drop(_held);
-    rotate(&svc, &CounterTarget::default(), &arn, &RotateOptions::default(), &Silent).await.unwrap();
+    rotate(
+        &svc,
+        &CounterTarget::default(),
+        &arn,
+        &RotateOptions::default(),
+        &Silent,
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
 async fn not_enabled_is_a_clear_error() {
     let svc = memory_service();
     let arn = create(&svc, "s", "v0").await;
-    let e = rotate(&svc, &CounterTarget::default(), &arn, &RotateOptions::default(), &Silent)
-        .await
-        .unwrap_err();
+    let e = rotate(
+        &svc,
+        &CounterTarget::default(),
+        &arn,
+        &RotateOptions::default(),
+        &Silent,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, RotationError::NotEnabled { .. }));
 }
 
@@ -196,15 +271,22 @@ async fn discard_pending_starts_over() {
     enable(&svc, &arn).await;
     let target = FlakyTarget::new(CounterTarget::default());
     target.fail_before(Step::Set, 1);
-    rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent).await.unwrap_err();
+    rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap_err();
     let stale = svc
-        .describe_secret(SecretIdRequest { secret_id: arn.clone() })
+        .describe_secret(SecretIdRequest {
+            secret_id: arn.clone(),
+        })
         .await
         .unwrap()
         .holder(AWSPENDING)
         .unwrap()
         .to_string();
-    let opts = RotateOptions { discard_pending: true, ..Default::default() };
+    let opts = RotateOptions {
+        discard_pending: true,
+        ..Default::default()
+    };
     let r = rotate(&svc, &target, &arn, &opts, &Silent).await.unwrap();
     assert!(!r.resumed);
     assert_ne!(r.version_id, stale);
@@ -223,7 +305,10 @@ async fn binary_secret_round_trip_and_value_kinds() {
     .await
     .unwrap();
     let r = svc
-        .get_secret_value(GetSecretValueRequest { secret_id: "bin".into(), ..Default::default() })
+        .get_secret_value(GetSecretValueRequest {
+            secret_id: "bin".into(),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(r.value().unwrap().expose_bytes(), &[0u8, 1, 2, 255]);

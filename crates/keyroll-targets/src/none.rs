@@ -22,19 +22,13 @@ pub const EXCLUDE_TAG: &str = "keyroll:exclude-characters";
 pub const NO_PUNCTUATION_TAG: &str = "keyroll:exclude-punctuation";
 
 /// Rotates plain secrets by generating new values.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NoneTarget {
     /// The JSON fields to regenerate; `None` reads the secret's `keyroll:fields` tag and
     /// falls back to `password`.
     pub fields: Option<Vec<String>>,
     /// The policy for new values; `None` reads the secret's tags, then uses AWS's defaults.
     pub policy: Option<PasswordPolicy>,
-}
-
-impl Default for NoneTarget {
-    fn default() -> Self {
-        NoneTarget { fields: None, policy: None }
-    }
 }
 
 impl NoneTarget {
@@ -47,7 +41,11 @@ impl NoneTarget {
             return f.clone();
         }
         match ctx.description.tag(FIELDS_TAG) {
-            Some(t) => t.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            Some(t) => t
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
             None => vec!["password".to_string()],
         }
     }
@@ -106,8 +104,11 @@ impl Target for NoneTarget {
             return Ok(SecretValue::string(p.expose_secret().to_string()));
         };
         let fields = self.fields(ctx);
-        let missing: Vec<&str> =
-            fields.iter().filter(|f| !obj.contains_key(f.as_str())).map(|s| s.as_str()).collect();
+        let missing: Vec<&str> = fields
+            .iter()
+            .filter(|f| !obj.contains_key(f.as_str()))
+            .map(|s| s.as_str())
+            .collect();
         if !missing.is_empty() {
             return Err(TargetError::InvalidSecret(format!(
                 "{} is a JSON object without the field(s) {} to regenerate; add them, or name \
@@ -118,7 +119,10 @@ impl Target for NoneTarget {
         }
         for f in &fields {
             let p = ctx.random_password(&policy).await?;
-            obj.insert(f.clone(), serde_json::Value::String(p.expose_secret().to_string()));
+            obj.insert(
+                f.clone(),
+                serde_json::Value::String(p.expose_secret().to_string()),
+            );
         }
         let text = Zeroizing::new(serde_json::Value::Object(obj).to_string());
         Ok(SecretValue::string(text.as_str()))
