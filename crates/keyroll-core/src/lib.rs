@@ -17,6 +17,7 @@
 //! - [`engine`]: [`engine::run_step`] (one step, validated like AWS's template) and
 //!   [`engine::rotate`] (the whole rotation, as the service drives it).
 //! - [`schedule`]: when a secret rotates next.
+//! - [`operations`]: batch reads, resource policies, rotation switches, replication.
 //! - [`time`]: timestamps and injectable clocks.
 
 pub mod api;
@@ -25,6 +26,7 @@ pub mod error;
 pub mod ids;
 pub mod memory;
 pub mod model;
+pub mod operations;
 pub mod password;
 pub mod ports;
 pub mod schedule;

@@ -85,6 +85,18 @@ impl<B: Backend> SecretsService<B> {
         &self.backend
     }
 
+    /// Read-modify-write of a secret's record (no value change), with the same optimistic
+    /// concurrency as the API's own writes: `f` may run more than once, each time on the
+    /// freshest record. For operations implemented outside this module (resource policies,
+    /// rotation switches, replication bookkeeping).
+    pub fn modify_record<T>(
+        &self,
+        secret_id: &str,
+        mut f: impl FnMut(&mut SecretRecord) -> Result<T, SmError>,
+    ) -> Result<(SecretRecord, T), SmError> {
+        self.mutate(secret_id, |r, _| Ok((f(r)?, Effects::default())))
+    }
+
     /// Looks a secret up; a secret whose recovery window has ended is purged on the spot and
     /// reported as not found.
     pub fn find(&self, secret_id: &str) -> Result<SecretRecord, SmError> {

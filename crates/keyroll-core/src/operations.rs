@@ -1,0 +1,702 @@
+//! The operations beyond [`SecretsApi`]'s core set, over the same [`SecretsService`]:
+//! `BatchGetSecretValue`, resource policies, the switches around rotation (`CancelRotateSecret`,
+//! "a manual put counts as a rotation", moving `NextRotationDate`), and replication of a
+//! secret to other regions (each region is its own [`SecretsService`]).
+
+use std::collections::HashSet;
+
+use crate::api::*;
+use crate::error::SmError;
+use crate::ids::{SecretRef, parse_arn};
+use crate::model::{AWSPENDING, ReplicaStatus, SecretRecord};
+use crate::ports::SecretsApi;
+use crate::service::{Backend, Change, CommitError, SecretsService, paginate};
+use crate::time::Timestamp;
+
+/// Most secrets one `BatchGetSecretValue` returns.
+pub const BATCH_MAX: i64 = 20;
+
+fn arn_name(rec: &SecretRecord) -> ArnName {
+    ArnName {
+        arn: rec.arn.clone(),
+        name: rec.name.clone(),
+    }
+}
+
+impl<B: Backend> SecretsService<B> {
+    /// `BatchGetSecretValue`: by `SecretIdList` (each failure becomes an entry of `Errors`)
+    /// or by `Filters` (paginated like `ListSecrets`).
+    pub async fn batch_get_secret_value(
+        &self,
+        req: BatchGetSecretValueRequest,
+    ) -> Result<BatchGetSecretValueResponse, SmError> {
+        let ids: Vec<String> = match (&req.secret_id_list, &req.filters) {
+            (Some(_), Some(_)) => {
+                return Err(SmError::InvalidParameter(
+                    "Either 'SecretIdList' or 'Filters' must be provided, but not both.".into(),
+                ));
+            }
+            (None, None) => {
+                return Err(SmError::InvalidParameter(
+                    "Either 'SecretIdList' or 'Filters' must be provided.".into(),
+                ));
+            }
+            (Some(list), None) => {
+                if req.max_results.is_some() || req.next_token.is_some() {
+                    return Err(SmError::InvalidParameter(
+                        "'MaxResults' and 'NextToken' can only be used with 'Filters'.".into(),
+                    ));
+                }
+                if list.is_empty() || list.len() > BATCH_MAX as usize {
+                    return Err(SmError::InvalidParameter(format!(
+                        "SecretIdList must contain 1 to {BATCH_MAX} secret ids."
+                    )));
+                }
+                list.clone()
+            }
+            (None, Some(filters)) => {
+                let listing = self
+                    .list_secrets(ListSecretsRequest {
+                        filters: Some(filters.clone()),
+                        max_results: Some(100),
+                        ..Default::default()
+                    })
+                    .await;
+                // ListSecrets pages at 100; collect every page to apply our own page size.
+                let mut arns: Vec<String> = Vec::new();
+                let mut page = listing?;
+                loop {
+                    arns.extend(page.secret_list.iter().map(|e| e.arn.clone()));
+                    match page.next_token.take() {
+                        Some(t) => {
+                            page = self
+                                .list_secrets(ListSecretsRequest {
+                                    filters: Some(filters.clone()),
+                                    next_token: Some(t),
+                                    ..Default::default()
+                                })
+                                .await?;
+                        }
+                        None => break,
+                    }
+                }
+                let (page, next) =
+                    paginate(arns, req.next_token.as_deref(), req.max_results, BATCH_MAX)?;
+                return self.batch_values(page, next).await;
+            }
+        };
+        self.batch_values(ids, None).await
+    }
+
+    async fn batch_values(
+        &self,
+        ids: Vec<String>,
+        next_token: Option<String>,
+    ) -> Result<BatchGetSecretValueResponse, SmError> {
+        let mut secret_values = Vec::with_capacity(ids.len());
+        let mut errors = Vec::new();
+        for id in ids {
+            match self
+                .get_secret_value(GetSecretValueRequest {
+                    secret_id: id.clone(),
+                    version_id: None,
+                    version_stage: None,
+                })
+                .await
+            {
+                Ok(v) => secret_values.push(v),
+                Err(e) => errors.push(ApiErrorEntry {
+                    secret_id: id,
+                    error_code: e.aws_type().to_string(),
+                    message: e.message().to_string(),
+                }),
+            }
+        }
+        Ok(BatchGetSecretValueResponse {
+            secret_values,
+            next_token,
+            errors,
+        })
+    }
+
+    // ---- resource policies -------------------------------------------------------------------
+
+    /// `PutResourcePolicy`.
+    pub fn put_resource_policy(&self, req: &PutResourcePolicyRequest) -> Result<ArnName, SmError> {
+        let report = check_policy(&req.resource_policy)?;
+        if let Some(e) = report.first() {
+            return Err(SmError::MalformedPolicyDocument(format!(
+                "This resource policy contains an error: {}",
+                e.error_message.clone().unwrap_or_default()
+            )));
+        }
+        if req.block_public_policy.unwrap_or(false) && is_public_policy(&req.resource_policy) {
+            return Err(SmError::PublicPolicy(
+                "The BlockPublicPolicy parameter is set to true, and the resource policy did not \
+                 prevent broad access to the secret."
+                    .into(),
+            ));
+        }
+        let policy = req.resource_policy.clone();
+        let (rec, ()) = self.modify_record(&req.secret_id, |r| {
+            r.ensure_not_deleted()?;
+            reject_replica(r)?;
+            r.resource_policy = Some(policy.clone());
+            Ok(())
+        })?;
+        Ok(arn_name(&rec))
+    }
+
+    /// `GetResourcePolicy`.
+    pub fn get_resource_policy(
+        &self,
+        secret_id: &str,
+    ) -> Result<GetResourcePolicyResponse, SmError> {
+        let rec = self.find(secret_id)?;
+        Ok(GetResourcePolicyResponse {
+            arn: rec.arn.clone(),
+            name: rec.name.clone(),
+            resource_policy: rec.resource_policy.clone(),
+        })
+    }
+
+    /// `DeleteResourcePolicy`.
+    pub fn delete_resource_policy(&self, secret_id: &str) -> Result<ArnName, SmError> {
+        let (rec, ()) = self.modify_record(secret_id, |r| {
+            reject_replica(r)?;
+            r.resource_policy = None;
+            Ok(())
+        })?;
+        Ok(arn_name(&rec))
+    }
+
+    // ---- rotation switches -------------------------------------------------------------------
+
+    /// `CancelRotateSecret`: turns automatic rotation off (the function and rules are kept) and
+    /// reports the version of a rotation left pending, if any.
+    pub fn cancel_rotation(&self, secret_id: &str) -> Result<RotateSecretResponse, SmError> {
+        let (rec, ()) = self.modify_record(secret_id, |r| {
+            r.ensure_not_deleted()?;
+            reject_replica(r)?;
+            if !r.rotation.enabled && r.rotation.lambda_arn.is_none() {
+                return Err(SmError::InvalidRequest(
+                    "Secret does not have rotation enabled; there is no rotation to cancel.".into(),
+                ));
+            }
+            r.rotation.enabled = false;
+            r.next_rotation = None;
+            Ok(())
+        })?;
+        Ok(RotateSecretResponse {
+            arn: rec.arn.clone(),
+            name: rec.name.clone(),
+            version_id: rec.holder(AWSPENDING).map(|v| v.id.clone()),
+        })
+    }
+
+    /// A new `AWSCURRENT` value put by a client counts as a rotation (AWS's rule): sets
+    /// `LastRotatedDate` and moves `NextRotationDate` one schedule on. No-op for a secret
+    /// without rotation.
+    pub fn note_manual_rotation(&self, secret_id: &str) -> Result<(), SmError> {
+        let now = self.backend().now();
+        self.modify_record(secret_id, |r| {
+            if let (true, Some(rules)) = (r.rotation.enabled, &r.rotation.rules) {
+                r.next_rotation = crate::schedule::next_rotation(rules, now)?;
+                r.last_rotated = Some(now);
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Moves `NextRotationDate` (the scheduler does after a missed window).
+    pub fn set_next_rotation(&self, secret_id: &str, next: Timestamp) -> Result<(), SmError> {
+        self.modify_record(secret_id, |r| {
+            r.next_rotation = Some(next);
+            Ok(())
+        })?;
+        Ok(())
+    }
+}
+
+fn reject_replica(rec: &SecretRecord) -> Result<(), SmError> {
+    if rec.is_replica() {
+        return Err(SmError::InvalidRequest(
+            "Operation not permitted on a replica secret. Call must be made in primary secret's \
+             region."
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+// ---- policy documents ------------------------------------------------------------------------
+
+fn finding(check: &str, msg: impl Into<String>) -> ValidationErrorsEntry {
+    ValidationErrorsEntry {
+        check_name: Some(check.into()),
+        error_message: Some(msg.into()),
+    }
+}
+
+/// Checks a resource policy's grammar. `Err` when it is not JSON at all; otherwise the list
+/// of problems (empty when it passes).
+pub fn check_policy(policy: &str) -> Result<Vec<ValidationErrorsEntry>, SmError> {
+    if policy.len() > 20_480 {
+        return Err(SmError::MalformedPolicyDocument(
+            "The resource policy is longer than 20480 characters.".into(),
+        ));
+    }
+    let doc: serde_json::Value = serde_json::from_str(policy).map_err(|_| {
+        SmError::MalformedPolicyDocument("This resource policy contains a syntax error.".into())
+    })?;
+    let mut out = Vec::new();
+    let Some(obj) = doc.as_object() else {
+        out.push(finding("SYNTAX_CHECK", "The policy must be a JSON object."));
+        return Ok(out);
+    };
+    if let Some(v) = obj.get("Version")
+        && !matches!(v.as_str(), Some("2012-10-17") | Some("2008-10-17"))
+    {
+        out.push(finding(
+            "SYNTAX_CHECK",
+            "Version must be 2012-10-17 or 2008-10-17.",
+        ));
+    }
+    let statements: Vec<&serde_json::Value> = match obj.get("Statement") {
+        Some(serde_json::Value::Array(a)) => a.iter().collect(),
+        Some(s @ serde_json::Value::Object(_)) => vec![s],
+        _ => {
+            out.push(finding(
+                "SYNTAX_CHECK",
+                "The policy must contain a Statement.",
+            ));
+            return Ok(out);
+        }
+    };
+    for (i, st) in statements.iter().enumerate() {
+        let Some(st) = st.as_object() else {
+            out.push(finding(
+                "SYNTAX_CHECK",
+                format!("Statement {i} must be an object."),
+            ));
+            continue;
+        };
+        match st.get("Effect").and_then(|e| e.as_str()) {
+            Some("Allow") | Some("Deny") => {}
+            _ => out.push(finding(
+                "SYNTAX_CHECK",
+                format!("Statement {i}: Effect must be Allow or Deny."),
+            )),
+        }
+        if !st.contains_key("Action") && !st.contains_key("NotAction") {
+            out.push(finding(
+                "SYNTAX_CHECK",
+                format!("Statement {i}: Action is missing."),
+            ));
+        }
+        if !st.contains_key("Principal") && !st.contains_key("NotPrincipal") {
+            out.push(finding(
+                "SYNTAX_CHECK",
+                format!("Statement {i}: a resource policy statement needs a Principal."),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a policy grants broad access: an `Allow` to principal `*` without a condition.
+pub fn is_public_policy(policy: &str) -> bool {
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(policy) else {
+        return false;
+    };
+    let statements: Vec<serde_json::Value> = match doc.get("Statement") {
+        Some(serde_json::Value::Array(a)) => a.clone(),
+        Some(s) => vec![s.clone()],
+        None => return false,
+    };
+    let star = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s == "*",
+        serde_json::Value::Array(a) => a.iter().any(|x| x.as_str() == Some("*")),
+        _ => false,
+    };
+    statements.iter().any(|st| {
+        st.get("Effect").and_then(|e| e.as_str()) == Some("Allow")
+            && st.get("Condition").is_none()
+            && st.get("Principal").is_some_and(|p| match p {
+                serde_json::Value::Object(o) => o.get("AWS").is_some_and(star),
+                other => star(other),
+            })
+    })
+}
+
+/// `ValidateResourcePolicy`.
+pub fn validate_resource_policy(policy: &str) -> Result<ValidateResourcePolicyResponse, SmError> {
+    let mut errors = check_policy(policy)?;
+    if errors.is_empty() && is_public_policy(policy) {
+        errors.push(finding(
+            "BROAD_ACCESS_CHECK",
+            "The resource policy grants access to every AWS principal (*) without a condition.",
+        ));
+    }
+    Ok(ValidateResourcePolicyResponse {
+        policy_validation_passed: errors.is_empty(),
+        validation_errors: errors,
+    })
+}
+
+// ---- replication -----------------------------------------------------------------------------
+
+/// The ARN a replica of `primary_arn` has in `region` (same account, name and suffix).
+pub fn replica_arn(primary_arn: &str, region: &str) -> Option<String> {
+    let p = parse_arn(primary_arn)?;
+    Some(format!(
+        "arn:{}:secretsmanager:{}:{}:secret:{}",
+        p.partition, region, p.account, p.resource
+    ))
+}
+
+/// The region of a secret's ARN.
+pub fn arn_region(arn: &str) -> Option<String> {
+    parse_arn(arn).map(|p| p.region)
+}
+
+const SYNC_RETRIES: usize = 8;
+
+/// Copies the primary secret `primary_arn` (record and every value) into `replica`'s region,
+/// creating or updating the read-only replica. Labels only ever point at versions whose value
+/// is already copied. With `force_overwrite`, a different secret of the same name in the
+/// replica region is replaced; without it, that is an error.
+pub fn sync_replica<B1: Backend, B2: Backend>(
+    primary: &SecretsService<B1>,
+    replica: &SecretsService<B2>,
+    primary_arn: &str,
+    force_overwrite: bool,
+) -> Result<(), SmError> {
+    for _ in 0..SYNC_RETRIES {
+        match sync_once(primary, replica, primary_arn, force_overwrite) {
+            Err(CommitError::Conflict) => continue,
+            Err(CommitError::NameTaken) => {
+                return Err(SmError::ResourceExists(
+                    "Replication failed: a secret with this name already exists in the replica \
+                     region."
+                        .into(),
+                ));
+            }
+            Err(CommitError::Sm(e)) => return Err(e),
+            Ok(()) => return Ok(()),
+        }
+    }
+    Err(SmError::InternalServiceError(
+        "the replica kept changing while it was synchronised; retry".into(),
+    ))
+}
+
+fn sync_once<B1: Backend, B2: Backend>(
+    primary: &SecretsService<B1>,
+    replica: &SecretsService<B2>,
+    primary_arn: &str,
+    force_overwrite: bool,
+) -> Result<(), CommitError> {
+    let p = primary.find(primary_arn)?;
+    let p_region = arn_region(&p.arn).unwrap_or_default();
+    let r_region = replica.backend().namespace().region.clone();
+    let rarn = replica_arn(&p.arn, &r_region)
+        .ok_or_else(|| SmError::InternalServiceError("unparseable primary ARN".into()))?;
+    let rb = replica.backend();
+    let mut existing = rb.find(&SecretRef::Name(p.name.clone()))?;
+    if let Some(e) = &existing
+        && e.arn != rarn
+    {
+        if !force_overwrite {
+            return Err(SmError::ResourceExists(format!(
+                "Replication failed: Secret name {} already exists in this region.",
+                p.name
+            ))
+            .into());
+        }
+        rb.commit(Change::Purge { arn: &e.arn })?;
+        existing = None;
+    }
+    let mut target = p.clone();
+    target.arn = rarn.clone();
+    target.primary_region = Some(p_region);
+    target.replicas = Vec::new();
+
+    let copied: HashSet<String> = existing
+        .as_ref()
+        .map(|e| {
+            e.versions
+                .iter()
+                .filter(|v| v.has_value)
+                .map(|v| v.id.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let missing: Vec<_> = p
+        .versions
+        .iter()
+        .filter(|v| v.has_value && !copied.contains(&v.id))
+        .collect();
+
+    // Build up: first the values, on unlabelled versions; then the final record.
+    let mut staging = match existing {
+        Some(e) => e,
+        None => {
+            let mut stub = target.clone();
+            stub.versions = Vec::new();
+            stub.revision = 1;
+            let first = missing.first();
+            if let Some(v) = first {
+                let mut entry = (*v).clone();
+                entry.stages = Vec::new();
+                stub.versions.push(entry);
+            }
+            let value = match first {
+                Some(v) => Some((v.id.clone(), primary.backend().read_value(&p, &v.id)?)),
+                None => None,
+            };
+            rb.commit(Change::Insert {
+                record: &stub,
+                value: value.as_ref().map(|(id, v)| (id.as_str(), v)),
+            })?;
+            stub
+        }
+    };
+    for v in &missing {
+        if staging.versions.iter().any(|x| x.id == v.id && x.has_value) {
+            continue;
+        }
+        let value = primary.backend().read_value(&p, &v.id)?;
+        let mut entry = (*v).clone();
+        entry.stages = Vec::new();
+        staging.versions.retain(|x| x.id != v.id);
+        staging.versions.push(entry);
+        staging.revision += 1;
+        rb.commit(Change::Update {
+            record: &staging,
+            value: Some((v.id.as_str(), &value)),
+            removed_versions: &[],
+        })?;
+    }
+    let keep: HashSet<&str> = target.versions.iter().map(|v| v.id.as_str()).collect();
+    let removed: Vec<String> = staging
+        .versions
+        .iter()
+        .filter(|v| !keep.contains(v.id.as_str()))
+        .map(|v| v.id.clone())
+        .collect();
+    target.revision = staging.revision + 1;
+    rb.commit(Change::Update {
+        record: &target,
+        value: None,
+        removed_versions: &removed,
+    })?;
+    Ok(())
+}
+
+/// Records on the primary that it is replicated to `region` with `status`.
+pub fn record_replica_status<B: Backend>(
+    primary: &SecretsService<B>,
+    primary_arn: &str,
+    status: ReplicaStatus,
+) -> Result<SecretRecord, SmError> {
+    let own = arn_region(primary_arn).unwrap_or_default();
+    let (rec, ()) = primary.modify_record(primary_arn, |r| {
+        r.primary_region = Some(own.clone());
+        match r.replicas.iter_mut().find(|x| x.region == status.region) {
+            Some(x) => *x = status.clone(),
+            None => r.replicas.push(status.clone()),
+        }
+        Ok(())
+    })?;
+    Ok(rec)
+}
+
+/// Removes `region` from the primary's replicas (and clears `PrimaryRegion` when none is left).
+pub fn forget_replica<B: Backend>(
+    primary: &SecretsService<B>,
+    primary_arn: &str,
+    region: &str,
+) -> Result<SecretRecord, SmError> {
+    let (rec, ()) = primary.modify_record(primary_arn, |r| {
+        r.replicas.retain(|x| x.region != region);
+        if r.replicas.is_empty() {
+            r.primary_region = None;
+        }
+        Ok(())
+    })?;
+    Ok(rec)
+}
+
+/// Deletes the replica of `primary_arn` held in `replica`'s region, if it is there.
+pub fn delete_replica<B: Backend>(
+    replica: &SecretsService<B>,
+    primary_arn: &str,
+) -> Result<(), SmError> {
+    let region = replica.backend().namespace().region.clone();
+    let Some(rarn) = replica_arn(primary_arn, &region) else {
+        return Ok(());
+    };
+    if replica.backend().find(&SecretRef::parse(&rarn)?)?.is_some() {
+        match replica.backend().commit(Change::Purge { arn: &rarn }) {
+            Ok(()) | Err(CommitError::Conflict) | Err(CommitError::NameTaken) => {}
+            Err(CommitError::Sm(e)) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `StopReplicationToReplica`: the replica becomes a standalone secret of its region.
+pub fn promote_replica<B: Backend>(
+    replica: &SecretsService<B>,
+    secret_id: &str,
+) -> Result<SecretRecord, SmError> {
+    let (rec, ()) = replica.modify_record(secret_id, |r| {
+        if !r.is_replica() {
+            return Err(SmError::InvalidRequest(
+                "StopReplicationToReplica must be called on a replica secret, in the replica's \
+                 region."
+                    .into(),
+            ));
+        }
+        r.primary_region = None;
+        r.replicas = Vec::new();
+        Ok(())
+    })?;
+    Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::ids::Namespace;
+    use crate::memory::MemoryBackend;
+    use crate::time::SystemClock;
+    use secrecy::ExposeSecret;
+
+    fn svc(region: &str) -> SecretsService<MemoryBackend> {
+        SecretsService::new(MemoryBackend::new(
+            Namespace::new(region, "000000000000"),
+            Arc::new(SystemClock),
+        ))
+    }
+
+    fn tok(n: u32) -> String {
+        format!("{n:032}")
+    }
+
+    async fn create(s: &SecretsService<MemoryBackend>, name: &str, value: &str) -> String {
+        s.create_secret(CreateSecretRequest {
+            name: name.into(),
+            client_request_token: Some(tok(1)),
+            secret_string: Some(value.to_string().into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .arn
+    }
+
+    #[tokio::test]
+    async fn batch_get_reports_per_secret_errors() {
+        let s = svc("us-east-1");
+        create(&s, "a", "va").await;
+        let r = s
+            .batch_get_secret_value(BatchGetSecretValueRequest {
+                secret_id_list: Some(vec!["a".into(), "missing".into()]),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(r.secret_values.len(), 1);
+        assert_eq!(r.errors[0].error_code, "ResourceNotFoundException");
+        assert_eq!(r.errors[0].secret_id, "missing");
+        assert!(
+            s.batch_get_secret_value(BatchGetSecretValueRequest::default())
+                .await
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn policies() {
+        let ok = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:root"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#;
+        assert!(check_policy(ok).unwrap().is_empty());
+        assert!(!is_public_policy(ok));
+        let public = r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"*"}}"#;
+        assert!(is_public_policy(public));
+        assert!(
+            !validate_resource_policy(public)
+                .unwrap()
+                .policy_validation_passed
+        );
+        assert!(check_policy("{nope").is_err());
+        assert!(
+            !check_policy(r#"{"Statement":[{"Effect":"Maybe"}]}"#)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn replica_follows_primary() {
+        let p = svc("us-east-1");
+        let r = svc("eu-west-1");
+        let arn = create(&p, "db", "v1").await;
+        sync_replica(&p, &r, &arn, false).unwrap();
+        let rarn = replica_arn(&arn, "eu-west-1").unwrap();
+        let got = r
+            .get_secret_value(GetSecretValueRequest {
+                secret_id: "db".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(got.arn, rarn);
+        assert_eq!(got.secret_string.unwrap().expose_secret(), "v1");
+        p.put_secret_value(PutSecretValueRequest {
+            secret_id: arn.clone(),
+            client_request_token: Some(tok(2)),
+            secret_string: Some("v2".to_string().into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        sync_replica(&p, &r, &arn, false).unwrap();
+        let got = r
+            .get_secret_value(GetSecretValueRequest {
+                secret_id: "db".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(got.secret_string.unwrap().expose_secret(), "v2");
+        let rec = r.find("db").unwrap();
+        assert!(rec.is_replica());
+        // Replicas are read-only.
+        assert!(
+            r.put_secret_value(PutSecretValueRequest {
+                secret_id: "db".into(),
+                client_request_token: Some(tok(3)),
+                secret_string: Some("x".to_string().into()),
+                ..Default::default()
+            })
+            .await
+            .is_err()
+        );
+        // A different secret of the same name blocks replication unless overwritten.
+        let other = svc("ap-south-1");
+        create(&other, "db", "mine").await;
+        assert!(sync_replica(&p, &other, &arn, false).is_err());
+        sync_replica(&p, &other, &arn, true).unwrap();
+        assert!(other.find("db").unwrap().is_replica());
+        // Promotion makes it standalone and writable.
+        promote_replica(&r, "db").unwrap();
+        assert!(!r.find("db").unwrap().is_replica());
+        delete_replica(&other, &arn).unwrap();
+        assert!(other.find("db").is_err());
+    }
+}
