@@ -29,6 +29,7 @@ pub mod model;
 pub mod operations;
 pub mod password;
 pub mod ports;
+pub mod rotators;
 pub mod schedule;
 pub mod service;
 pub mod testing;
