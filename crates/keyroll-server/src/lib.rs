@@ -1,0 +1,35 @@
+//! # keyroll-server
+//!
+//! `keyroll serve`: a Secrets Manager-compatible server that the unmodified aws CLI, boto3 and
+//! every AWS SDK can use through `--endpoint-url`, with SigV4 authentication, built-in
+//! rotation and a rotation scheduler.
+//!
+//! # Layout
+//!
+//! - [`server`]: the [`server::App`] (store, keys, config, metrics, rotations), the bounded
+//!   HTTP/1.1 accept loop, `/health`, `/metrics`, graceful shutdown.
+//! - [`sigv4`]: Signature Version 4 verification (and a signer for tools and tests).
+//! - [`dispatch`]: the 23 operations of AWS JSON 1.1 onto a region's `SecretsService`,
+//!   replication, the replica guard.
+//! - [`rotation`]: `RotateSecret`, built-in and external rotation functions, running rotations.
+//! - [`scheduler`]: rotation on schedule, windows, retries with backoff, the purge job.
+//! - [`regions`]: regions as separate namespaces over any store ([`regions::Regions`]).
+//! - [`credentials`]: access keys and the generated admin key file.
+//! - [`config`]: `keyroll.toml`.
+//! - [`metrics`]: Prometheus counters and gauges.
+//! - [`wire`]: error bodies and request ids.
+
+pub mod config;
+pub mod credentials;
+pub mod dispatch;
+pub mod metrics;
+pub mod regions;
+pub mod rotation;
+pub mod scheduler;
+pub mod server;
+pub mod sigv4;
+pub mod wire;
+
+pub use config::Config;
+pub use regions::{MemoryRegions, Regions};
+pub use server::{App, RunningServer, bind, start};

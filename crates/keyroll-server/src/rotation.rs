@@ -1,0 +1,674 @@
+//! Rotation as the Secrets Manager service drives it: `RotateSecret`, the choice of rotation
+//! function, the four steps (in-process with keyroll's engine, or an external command per
+//! step), bookkeeping, metrics, cancellation between steps, and a bounded number of rotations
+//! at once.
+//!
+//! Built-in functions (`keyroll` and AWS's RDS rotation function names) run
+//! [`keyroll_core::engine::run_step`] with the target chosen from the secret's `engine`. Any
+//! other function name must be mapped in the configuration to a command, which receives each
+//! step's Lambda event (`{"Step","SecretId","ClientRequestToken"}`) on stdin and, in its
+//! environment, this server's endpoint, credentials and region — like a Lambda function
+//! calling Secrets Manager.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use keyroll_core::api::*;
+use keyroll_core::engine::run_step;
+use keyroll_core::ids::validate_token;
+use keyroll_core::model::{RotationState, RotationStatus};
+use keyroll_core::ports::{RotationStore, SecretsApi, SharedTarget, StepContext};
+use keyroll_core::rotators::{function_name, is_builtin};
+use keyroll_core::{AWSCURRENT, AWSPENDING, SmError, Step};
+use secrecy::ExposeSecret;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::config::{Config, FunctionConfig};
+use crate::metrics::RotationOutcome;
+use crate::regions::{Regions, Service};
+use crate::server::App;
+use crate::wire::ApiError;
+
+/// The rotation function a `RotationLambdaARN` names.
+#[derive(Debug, Clone)]
+pub enum Rotator {
+    /// keyroll's engine, in-process.
+    Builtin,
+    /// A configured command.
+    External {
+        name: String,
+        function: FunctionConfig,
+    },
+}
+
+/// Picks the rotator for a function ARN. A function keyroll cannot run is refused the way AWS
+/// refuses a function it cannot invoke.
+pub fn resolve_rotator(config: &Config, lambda_arn: &str) -> Result<Rotator, ApiError> {
+    if lambda_arn.is_empty() || lambda_arn.len() > 2048 {
+        return Err(SmError::InvalidParameter(
+            "RotationLambdaARN must be 1-2048 characters.".into(),
+        )
+        .into());
+    }
+    if is_builtin(lambda_arn) {
+        return Ok(Rotator::Builtin);
+    }
+    let name = function_name(lambda_arn);
+    match config.functions.get(name) {
+        Some(f) => Ok(Rotator::External {
+            name: name.to_string(),
+            function: f.clone(),
+        }),
+        None => Err(ApiError::bad_request(
+            "AccessDeniedException",
+            format!(
+                "Secrets Manager cannot invoke the specified Lambda function. Ensure that the \
+                 function policy grants access to the principal secretsmanager.amazonaws.com. \
+                 (keyroll: {name} is neither a built-in rotation function nor mapped to a \
+                 command under [functions.{name}] in the configuration.)"
+            ),
+        )),
+    }
+}
+
+/// What a rotation run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// All four steps.
+    Rotate,
+    /// `RotateImmediately=false`: testSecret only, then the placeholder is removed.
+    TestOnly,
+}
+
+/// Why a rotation run did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("a rotation of this secret is already running")]
+    AlreadyRunning,
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("{step} failed ({class}): {message}")]
+    Step {
+        step: Step,
+        class: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] SmError),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl From<ApiError> for RunError {
+    fn from(e: ApiError) -> Self {
+        RunError::Config(e.message)
+    }
+}
+
+/// Tracks running rotations: bounded concurrency, cancellation, and draining at shutdown.
+pub struct Rotations {
+    semaphore: Arc<Semaphore>,
+    cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    active: AtomicUsize,
+    idle: Notify,
+    closed: AtomicBool,
+}
+
+/// Registration of one running rotation; dropping it unregisters.
+pub struct Running<'a> {
+    owner: &'a Rotations,
+    arn: String,
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.owner
+            .cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.arn);
+        if self.owner.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.owner.idle.notify_waiters();
+        }
+    }
+}
+
+impl Rotations {
+    pub fn new(max_concurrent: usize) -> Self {
+        Rotations {
+            semaphore: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            cancels: Mutex::new(HashMap::new()),
+            active: AtomicUsize::new(0),
+            idle: Notify::new(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn register(&self, arn: &str) -> Result<Running<'_>, RunError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(RunError::ShuttingDown);
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        let mut c = self.cancels.lock().unwrap_or_else(|p| p.into_inner());
+        if c.contains_key(arn) {
+            return Err(RunError::AlreadyRunning);
+        }
+        c.insert(arn.to_string(), cancel.clone());
+        self.active.fetch_add(1, Ordering::SeqCst);
+        Ok(Running {
+            owner: self,
+            arn: arn.to_string(),
+            cancel,
+        })
+    }
+
+    pub fn is_running(&self, arn: &str) -> bool {
+        self.cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(arn)
+    }
+
+    /// Asks a running rotation of `arn` to stop before its next step.
+    pub fn cancel(&self, arn: &str) {
+        if let Some(c) = self
+            .cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(arn)
+        {
+            c.store(true, Ordering::SeqCst);
+        }
+    }
+
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    /// Refuses new rotations and waits (up to `grace`) for running ones to finish.
+    pub async fn drain(&self, grace: Duration) -> bool {
+        self.closed.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let notified = self.idle.notified();
+            if self.active() == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.active() == 0;
+            }
+        }
+    }
+}
+
+/// `RotateSecret`: validates, saves the configuration, adds the `AWSPENDING` placeholder and
+/// starts the rotation in the background; answers at once with the new version id.
+pub async fn rotate_secret<R: Regions>(
+    app: &Arc<App<R>>,
+    region: &str,
+    req: RotateSecretRequest,
+) -> Result<RotateSecretResponse, ApiError> {
+    let svc = app.store.region(region)?;
+    let token = req.client_request_token.clone().ok_or_else(|| {
+        SmError::InvalidRequest(
+            "ClientRequestToken is required. AWS SDKs and the aws CLI generate one for you; a \
+             raw request must send a unique 32-64 character token (a UUID)."
+                .into(),
+        )
+    })?;
+    validate_token(&token)?;
+    let rec = svc.find(&req.secret_id)?;
+    rec.ensure_not_deleted()?;
+    if rec.is_replica() {
+        return Err(SmError::InvalidRequest(
+            "Operation not permitted on a replica secret. Call must be made in primary secret's \
+             region."
+                .into(),
+        )
+        .into());
+    }
+    let lambda = req
+        .rotation_lambda_arn
+        .clone()
+        .or_else(|| rec.rotation.lambda_arn.clone())
+        .ok_or_else(|| {
+            SmError::InvalidRequest(
+                "No Lambda rotation function ARN is associated with this secret.".into(),
+            )
+        })?;
+    // A function that cannot run is refused before anything is saved.
+    resolve_rotator(&app.config, &lambda)?;
+    if let Some(rules) = &req.rotation_rules {
+        keyroll_core::schedule::validate(rules)?;
+    }
+    let pending_conflict = || {
+        ApiError::from(SmError::InvalidRequest(
+            "A previous rotation isn't complete. That rotation will be reattempted.".into(),
+        ))
+    };
+    if let Some(p) = rec.holder(AWSPENDING)
+        && !p.has_stage(AWSCURRENT)
+    {
+        if p.id == token {
+            // A retry of the same request.
+            return Ok(RotateSecretResponse {
+                arn: rec.arn.clone(),
+                name: rec.name.clone(),
+                version_id: Some(token),
+            });
+        }
+        return Err(pending_conflict());
+    }
+    if app.rotations.is_running(&rec.arn) {
+        return Err(pending_conflict());
+    }
+    if rec.current().is_none() {
+        return Err(SmError::InvalidRequest(
+            "The secret has no AWSCURRENT version to rotate: put a value first.".into(),
+        )
+        .into());
+    }
+    svc.configure_rotation(&rec.arn, Some(lambda), req.rotation_rules.clone())
+        .await?;
+    svc.begin_rotation(&rec.arn, &token).await?;
+    let mode = if req.rotate_immediately.unwrap_or(true) {
+        Mode::Rotate
+    } else {
+        Mode::TestOnly
+    };
+    let app2 = app.clone();
+    let (region2, arn, token2) = (region.to_string(), rec.arn.clone(), token.clone());
+    tokio::spawn(async move {
+        match run_rotation(&app2, &region2, &arn, Some(token2), mode).await {
+            Ok(()) => {}
+            Err(e) => tracing::warn!(secret = %arn, error = %e, "rotation did not complete"),
+        }
+    });
+    Ok(RotateSecretResponse {
+        arn: rec.arn,
+        name: rec.name,
+        version_id: Some(token),
+    })
+}
+
+/// Runs one rotation (or test) of `arn` to completion, waiting for a concurrency slot.
+pub async fn run_rotation<R: Regions>(
+    app: &Arc<App<R>>,
+    region: &str,
+    arn: &str,
+    token: Option<String>,
+    mode: Mode,
+) -> Result<(), RunError> {
+    let running = app.rotations.register(arn)?;
+    let _permit = app
+        .rotations
+        .semaphore
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| RunError::ShuttingDown)?;
+    app.metrics
+        .rotations_in_progress
+        .fetch_add(1, Ordering::Relaxed);
+    let svc = app.store.region(region)?;
+    let result = match svc.try_lock_rotation(arn)? {
+        None => Err(RunError::AlreadyRunning),
+        Some(_lock) => match mode {
+            Mode::Rotate => rotate_locked(app, region, &svc, arn, token, &running.cancel).await,
+            Mode::TestOnly => test_locked(app, region, &svc, arn, token).await,
+        },
+    };
+    app.metrics
+        .rotations_in_progress
+        .fetch_sub(1, Ordering::Relaxed);
+    if let Err(e) = app.store.sync_replicas(region, arn) {
+        tracing::warn!(secret = %arn, error = %e, "could not update replicas after rotation");
+    }
+    result
+}
+
+async fn resolve_target<B: keyroll_core::service::Backend>(
+    svc: &keyroll_core::service::SecretsService<B>,
+    desc: &DescribeSecretResponse,
+) -> Result<SharedTarget, (String, String)> {
+    let current = svc
+        .get_secret_value(GetSecretValueRequest {
+            secret_id: desc.arn.clone(),
+            version_id: None,
+            version_stage: Some(AWSCURRENT.into()),
+        })
+        .await
+        .map_err(|e| ("StoreError".to_string(), e.to_string()))?;
+    let value = current.value().ok_or_else(|| {
+        (
+            "InvalidSecret".to_string(),
+            "AWSCURRENT has no value".to_string(),
+        )
+    })?;
+    keyroll_targets::resolve(desc, &value).map_err(|e| (e.class().to_string(), e.to_string()))
+}
+
+async fn describe<B: keyroll_core::service::Backend>(
+    svc: &keyroll_core::service::SecretsService<B>,
+    arn: &str,
+) -> Result<DescribeSecretResponse, SmError> {
+    svc.describe_secret(SecretIdRequest {
+        secret_id: arn.to_string(),
+    })
+    .await
+}
+
+async fn rotate_locked<R: Regions>(
+    app: &Arc<App<R>>,
+    region: &str,
+    svc: &Service<R>,
+    arn: &str,
+    token: Option<String>,
+    cancel: &AtomicBool,
+) -> Result<(), RunError> {
+    let desc = describe(svc, arn).await?;
+    if desc.deleted_date.is_some() {
+        return Err(SmError::marked_for_deletion().into());
+    }
+    if desc.rotation_enabled != Some(true) {
+        return Err(RunError::Config(format!(
+            "rotation is not enabled for {}",
+            desc.name
+        )));
+    }
+    let lambda = desc.rotation_lambda_arn.clone().ok_or_else(|| {
+        RunError::Config("No Lambda rotation function ARN is associated with this secret.".into())
+    })?;
+    let rotator = resolve_rotator(&app.config, &lambda)?;
+    let token = match desc.holder(AWSPENDING) {
+        Some(p) if desc.holder(AWSCURRENT) == Some(p) => {
+            // Promoted earlier but not cleaned up: finishing is all that is left.
+            svc.complete_rotation(arn, p).await?;
+            app.metrics.rotation(RotationOutcome::Succeeded);
+            return Ok(());
+        }
+        // Resume the pending rotation (every step is idempotent).
+        Some(p) => p.to_string(),
+        None => {
+            let t = token.unwrap_or_else(keyroll_core::ids::new_token);
+            svc.begin_rotation(arn, &t).await?;
+            t
+        }
+    };
+    let attempts = desc
+        .keyroll_rotation_status
+        .as_ref()
+        .filter(|s| s.version_id == token)
+        .map_or(0, |s| s.attempts)
+        + 1;
+    let mut status = RotationStatus {
+        state: RotationState::InProgress,
+        version_id: token.clone(),
+        failed_step: None,
+        error_type: None,
+        message: None,
+        started: svc.now(),
+        ended: None,
+        attempts,
+    };
+    svc.record_rotation_status(arn, status.clone()).await?;
+    tracing::info!(secret = %arn, version = %token, attempt = attempts, function = %function_name(&lambda), "rotation started");
+
+    let target = match &rotator {
+        Rotator::Builtin => match resolve_target(svc.as_ref(), &desc).await {
+            Ok(t) => Some(t),
+            Err((class, message)) => {
+                return fail(app, svc, arn, &mut status, Step::Create, class, message).await;
+            }
+        },
+        Rotator::External { .. } => None,
+    };
+    for step in Step::ALL {
+        if cancel.load(Ordering::SeqCst) {
+            return fail(
+                app,
+                svc,
+                arn,
+                &mut status,
+                step,
+                "Cancelled".into(),
+                "the rotation was cancelled by CancelRotateSecret before this step".into(),
+            )
+            .await;
+        }
+        let t0 = Instant::now();
+        let r = match (&rotator, &target) {
+            (Rotator::Builtin, Some(t)) => run_step(svc.as_ref(), t.as_ref(), step, arn, &token)
+                .await
+                .map_err(|e| (e.class().to_string(), e.to_string())),
+            (Rotator::External { name, function }, _) => {
+                invoke(app, region, name, function, step, arn, &token).await
+            }
+            (Rotator::Builtin, None) => Err(("Internal".into(), "no target".into())),
+        };
+        app.metrics.step(step, r.is_ok(), t0.elapsed());
+        if let Err((class, message)) = r {
+            return fail(app, svc, arn, &mut status, step, class, message).await;
+        }
+        tracing::info!(secret = %arn, version = %token, %step, elapsed_ms = t0.elapsed().as_millis() as u64, "rotation step done");
+    }
+    // The function's finishSecret must have moved AWSCURRENT (an external function might not).
+    let after = describe(svc, arn).await?;
+    if after.holder(AWSCURRENT) != Some(token.as_str()) {
+        return fail(
+            app,
+            svc,
+            arn,
+            &mut status,
+            Step::Finish,
+            "FinishIncomplete".into(),
+            format!("finishSecret returned without moving AWSCURRENT to version {token}"),
+        )
+        .await;
+    }
+    svc.complete_rotation(arn, &token).await?;
+    app.metrics.rotation(RotationOutcome::Succeeded);
+    tracing::info!(secret = %arn, version = %token, "rotation succeeded");
+    Ok(())
+}
+
+async fn fail<R: Regions>(
+    app: &Arc<App<R>>,
+    svc: &Service<R>,
+    arn: &str,
+    status: &mut RotationStatus,
+    step: Step,
+    class: String,
+    message: String,
+) -> Result<(), RunError> {
+    tracing::warn!(secret = %arn, version = %status.version_id, %step, class = %class, error = %message, "rotation failed; AWSCURRENT unchanged, AWSPENDING kept");
+    status.state = RotationState::Failed;
+    status.failed_step = Some(step);
+    status.error_type = Some(class.clone());
+    status.message = Some(message.clone());
+    status.ended = Some(svc.now());
+    if let Err(e) = svc.record_rotation_status(arn, status.clone()).await {
+        tracing::error!(secret = %arn, error = %e, "could not record the failed rotation");
+    }
+    app.metrics.rotation(RotationOutcome::Failed);
+    Err(RunError::Step {
+        step,
+        class,
+        message,
+    })
+}
+
+async fn test_locked<R: Regions>(
+    app: &Arc<App<R>>,
+    region: &str,
+    svc: &Service<R>,
+    arn: &str,
+    token: Option<String>,
+) -> Result<(), RunError> {
+    let desc = describe(svc, arn).await?;
+    let lambda = desc
+        .rotation_lambda_arn
+        .clone()
+        .ok_or_else(|| RunError::Config("no rotation function".into()))?;
+    let rotator = resolve_rotator(&app.config, &lambda)?;
+    let token = token.unwrap_or_else(keyroll_core::ids::new_token);
+    let t0 = Instant::now();
+    let r = match &rotator {
+        Rotator::Builtin => match resolve_target(svc.as_ref(), &desc).await {
+            // The placeholder has no value yet: the built-in test logs in with AWSCURRENT.
+            Ok(target) => match desc.holder(AWSCURRENT) {
+                Some(current) => {
+                    let ctx = StepContext::new(svc.as_ref(), Step::Test, arn, current, &desc);
+                    target
+                        .test(&ctx)
+                        .await
+                        .map_err(|e| (e.class().to_string(), e.to_string()))
+                }
+                None => Err(("InvalidSecret".into(), "no AWSCURRENT version".into())),
+            },
+            Err(e) => Err(e),
+        },
+        Rotator::External { name, function } => {
+            invoke(app, region, name, function, Step::Test, arn, &token).await
+        }
+    };
+    app.metrics.step(Step::Test, r.is_ok(), t0.elapsed());
+    // Remove the placeholder the test ran against.
+    if desc.holder(AWSPENDING) == Some(token.as_str()) {
+        svc.update_secret_version_stage(UpdateSecretVersionStageRequest {
+            secret_id: arn.to_string(),
+            version_stage: AWSPENDING.into(),
+            remove_from_version_id: Some(token.clone()),
+            move_to_version_id: None,
+        })
+        .await?;
+    }
+    match r {
+        Ok(()) => {
+            app.metrics.rotation(RotationOutcome::Tested);
+            tracing::info!(secret = %arn, "rotation configuration tested (testSecret only)");
+            Ok(())
+        }
+        Err((class, message)) => {
+            app.metrics.rotation(RotationOutcome::TestFailed);
+            let status = RotationStatus {
+                state: RotationState::Failed,
+                version_id: token.clone(),
+                failed_step: Some(Step::Test),
+                error_type: Some(class.clone()),
+                message: Some(message.clone()),
+                started: svc.now(),
+                ended: Some(svc.now()),
+                attempts: 1,
+            };
+            svc.record_rotation_status(arn, status).await?;
+            tracing::warn!(secret = %arn, class = %class, error = %message, "rotation test failed");
+            Err(RunError::Step {
+                step: Step::Test,
+                class,
+                message,
+            })
+        }
+    }
+}
+
+/// Most of a function's stderr kept for its error message.
+const STDERR_TAIL: usize = 400;
+
+/// Runs an external rotation function for one step.
+async fn invoke<R: Regions>(
+    app: &Arc<App<R>>,
+    region: &str,
+    name: &str,
+    f: &FunctionConfig,
+    step: Step,
+    arn: &str,
+    token: &str,
+) -> Result<(), (String, String)> {
+    let event = serde_json::json!({
+        "Step": step.as_str(),
+        "SecretId": arn,
+        "ClientRequestToken": token,
+    })
+    .to_string();
+    let endpoint = app.endpoint();
+    let mut cmd = tokio::process::Command::new(&f.command[0]);
+    cmd.args(&f.command[1..])
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &endpoint)
+        .env("SECRETS_MANAGER_ENDPOINT", &endpoint)
+        .env("AWS_REGION", region)
+        .env("AWS_DEFAULT_REGION", region)
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(k) = app.keys.primary() {
+        cmd.env("AWS_ACCESS_KEY_ID", &k.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", k.secret_access_key.expose_secret());
+        if let Some(t) = &k.session_token {
+            cmd.env("AWS_SESSION_TOKEN", t.expose_secret());
+        }
+    }
+    cmd.envs(&f.env);
+    if let Some(d) = &f.working_dir {
+        cmd.current_dir(d);
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        (
+            "FunctionNotRunnable".to_string(),
+            format!(
+                "cannot start rotation function {name} ({:?}): {e}",
+                f.command[0]
+            ),
+        )
+    })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(event.as_bytes()).await;
+        let _ = stdin.shutdown().await;
+    }
+    let timeout = Duration::from_secs(f.timeout_secs);
+    let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => {
+            return Err((
+                "FunctionError".into(),
+                format!("rotation function {name} at {step}: {e}"),
+            ));
+        }
+        Err(_) => {
+            return Err((
+                "FunctionTimeout".into(),
+                format!(
+                    "rotation function {name} did not finish {step} within {}s",
+                    f.timeout_secs
+                ),
+            ));
+        }
+    };
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let last: String = last.chars().take(STDERR_TAIL).collect();
+    Err((
+        "FunctionError".into(),
+        format!(
+            "rotation function {name} failed at {step} ({}): {last}",
+            out.status
+        ),
+    ))
+}
