@@ -1,0 +1,191 @@
+//! `keyroll rotate`: one rotation, driven the way the Secrets Manager service drives it,
+//! with each step and its duration printed as it happens.
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::Args;
+use keyroll_core::api::{GetSecretValueRequest, SecretIdRequest};
+use keyroll_core::engine::{RotateOptions, RotationObserver, StepError, rotate};
+use keyroll_core::model::{AWSCURRENT, Step};
+use keyroll_core::ports::{RotationStore, VersionedValue};
+use keyroll_core::rotators;
+use serde::Serialize;
+
+use crate::input;
+use crate::output::{self, Format};
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The first rotation of a secret enables rotation with keyroll's built-in \
+rotator (the target is chosen from the secret's `engine` field: postgres, mysql, mariadb, ...; \
+a secret without one is a plain generated secret). A failed rotation leaves AWSCURRENT \
+untouched; running the command again resumes it.\n\nExamples:\n  \
+keyroll rotate --secret-id prod/db\n  \
+keyroll rotate --secret-id prod/db --rotation-rules AutomaticallyAfterDays=30\n  \
+keyroll rotate --secret-id app/token --rotation-rules 'ScheduleExpression=\"rate(12 hours)\"'"
+)]
+pub struct RotateArgs {
+    /// The secret's name, full ARN, or ARN without the random suffix.
+    #[arg(long)]
+    pub secret_id: String,
+    /// Which rotator to use: `keyroll` or one of AWS's RDS rotation function names (as a
+    /// function name or Lambda ARN). Saved with the secret. Default: the configured one, else
+    /// `keyroll`.
+    #[arg(long)]
+    pub rotation_lambda_arn: Option<String>,
+    /// Save a schedule with the secret: `AutomaticallyAfterDays=30`,
+    /// `ScheduleExpression="rate(10 days)"`, optional `Duration=3h`, or JSON.
+    #[arg(long)]
+    pub rotation_rules: Option<String>,
+    /// The version id of the new version (32-64 characters); a UUID by default.
+    #[arg(long)]
+    pub client_request_token: Option<String>,
+    /// Throw away an unfinished rotation's AWSPENDING version and start over instead of
+    /// resuming it. Only safe if that pending credential never reached the target system.
+    #[arg(long)]
+    pub discard_pending: bool,
+    /// Don't print progress on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct StepReport {
+    step: Step,
+    duration_ms: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Report {
+    #[serde(rename = "ARN")]
+    arn: String,
+    name: String,
+    version_id: String,
+    resumed: bool,
+    steps: Vec<StepReport>,
+    duration_ms: f64,
+}
+
+struct Progress {
+    quiet: bool,
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+impl RotationObserver for Progress {
+    fn started(&self, arn: &str, token: &str, resumed: bool) {
+        if !self.quiet {
+            let what = if resumed {
+                "resuming unfinished rotation of"
+            } else {
+                "rotating"
+            };
+            let _ = writeln!(std::io::stderr(), "{what} {arn}\n  new version {token}");
+        }
+    }
+    fn step_finished(&self, step: Step, elapsed: Duration, error: Option<&StepError>) {
+        if !self.quiet {
+            let status = if error.is_some() { "FAILED" } else { "ok" };
+            let _ = writeln!(
+                std::io::stderr(),
+                "  {:<13} {:<6} {:>9.3} ms",
+                step.as_str(),
+                status,
+                ms(elapsed)
+            );
+        }
+    }
+}
+
+pub async fn run(
+    args: RotateArgs,
+    store: &dyn RotationStore,
+    region: &str,
+    account: &str,
+    format: Format,
+) -> anyhow::Result<()> {
+    let rules = args
+        .rotation_rules
+        .as_deref()
+        .map(input::rotation_rules)
+        .transpose()?;
+    let desc = store
+        .describe_secret(SecretIdRequest {
+            secret_id: args.secret_id.clone(),
+        })
+        .await?;
+    let configured = desc.rotation_lambda_arn.clone();
+    let function = match (&args.rotation_lambda_arn, &configured) {
+        (Some(f), _) => {
+            if f.contains(":function:") {
+                f.clone()
+            } else {
+                format!("arn:aws:lambda:{region}:{account}:function:{f}")
+            }
+        }
+        (None, Some(c)) => c.clone(),
+        (None, None) => rotators::builtin_arn(region, account),
+    };
+    if !rotators::is_builtin(&function) {
+        anyhow::bail!(crate::UsageError(format!(
+            "{} is not one of keyroll's built-in rotators ({}). Custom rotation functions run \
+             under `keyroll serve`, mapped to a command in its config file.",
+            rotators::function_name(&function),
+            rotators::BUILTIN_FUNCTIONS.join(", ")
+        )));
+    }
+    if desc.rotation_enabled != Some(true)
+        || configured.as_deref() != Some(function.as_str())
+        || rules.is_some()
+    {
+        store
+            .configure_rotation(&desc.arn, Some(function), rules)
+            .await?;
+    }
+    let current = VersionedValue::from_response(
+        store
+            .get_secret_value(GetSecretValueRequest {
+                secret_id: desc.arn.clone(),
+                version_id: None,
+                version_stage: Some(AWSCURRENT.into()),
+            })
+            .await?,
+    )?;
+    let target = keyroll_targets::resolve(&desc, &current.value)?;
+    drop(current);
+    let opts = RotateOptions {
+        token: args.client_request_token.clone(),
+        discard_pending: args.discard_pending,
+    };
+    let report = rotate(
+        store,
+        target.as_ref(),
+        &desc.arn,
+        &opts,
+        &Progress { quiet: args.quiet },
+    )
+    .await?;
+    output::print(
+        format,
+        &Report {
+            arn: report.arn,
+            name: report.name,
+            version_id: report.version_id,
+            resumed: report.resumed,
+            steps: report
+                .steps
+                .iter()
+                .map(|(s, d)| StepReport {
+                    step: *s,
+                    duration_ms: ms(*d),
+                })
+                .collect(),
+            duration_ms: ms(report.total),
+        },
+    )
+}
