@@ -16,9 +16,12 @@
 //!   service account, process-group clean-up, readiness polling with a deadline, and
 //!   initialised data directories cached as templates.
 //!
-//! Other servers (moto, a keyroll server) get their own module next to these.
+//! - [`moto`]: moto's server (Secrets Manager, IAM, STS, SNS) from the test venv.
+//!
+//! Other servers (a keyroll server) get their own module next to these.
 
 pub mod mariadb;
+pub mod moto;
 pub mod postgres;
 pub mod process;
 pub mod tls;
