@@ -290,14 +290,15 @@ impl Index {
     }
 
     fn remove(&mut self, arn: &str) {
-        if let Some(e) = self.entries.remove(arn) {
-            if let Some(names) = self.names.get_mut(&*e.region) {
-                if names.get(&e.record.name).is_some_and(|a| a == arn) {
-                    names.remove(&e.record.name);
-                }
-                if names.is_empty() {
-                    self.names.remove(&*e.region);
-                }
+        let Some(e) = self.entries.remove(arn) else {
+            return;
+        };
+        if let Some(names) = self.names.get_mut(&*e.region) {
+            if names.get(&e.record.name).is_some_and(|a| a == arn) {
+                names.remove(&e.record.name);
+            }
+            if names.is_empty() {
+                self.names.remove(&*e.region);
             }
         }
     }

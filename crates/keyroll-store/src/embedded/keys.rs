@@ -56,7 +56,9 @@ impl MasterKeySource {
 
 /// How `MasterKeySource::Auto` reads environment variables; tests inject their own.
 #[derive(Clone)]
-pub struct Env(Arc<dyn Fn(&str) -> Option<String> + Send + Sync>);
+pub struct Env(Arc<Lookup>);
+
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 impl Env {
     /// The process environment.

@@ -127,9 +127,10 @@ pub fn inspect(db: &Path) -> Result<DbState, StoreError> {
         let quiet = Connection::open_with_flags(file_uri(db, "mode=ro&immutable=1"), flags)
             .map_err(sqlite(db))
             .and_then(|c| read_state(&c, db));
-        // Another process may have opened the file in between; ask again the ordinary way.
-        if let Ok(state) = quiet {
-            return Ok(state);
+        // A SQLite error may mean another process opened the file in between: ask again the
+        // ordinary way. Any other answer stands.
+        if !matches!(quiet, Err(StoreError::Sqlite { .. })) {
+            return quiet;
         }
     }
     let conn = Connection::open_with_flags(file_uri(db, "mode=ro"), flags).map_err(sqlite(db))?;
