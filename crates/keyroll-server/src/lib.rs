@@ -15,13 +15,15 @@
 //! - [`scheduler`]: rotation on schedule, windows, retries with backoff, the purge job.
 //! - [`regions`]: regions as separate namespaces over any store ([`regions::Regions`]).
 //! - [`credentials`]: access keys and the generated admin key file.
-//! - [`config`]: `keyroll.toml`.
+//! - [`config`]: the configuration file, `keyroll.toml`.
+//! - [`launch`]: starting from a data directory (what `keyroll serve` runs).
 //! - [`metrics`]: Prometheus counters and gauges.
 //! - [`wire`]: error bodies and request ids.
 
 pub mod config;
 pub mod credentials;
 pub mod dispatch;
+pub mod launch;
 pub mod metrics;
 pub mod regions;
 pub mod rotation;

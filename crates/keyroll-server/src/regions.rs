@@ -160,3 +160,17 @@ impl<R: Regions> Store<R> {
         Ok(())
     }
 }
+
+/// The embedded store: regions share one encrypted SQLite file.
+impl Regions for keyroll_store::embedded::EmbeddedStore {
+    type Backend = keyroll_store::embedded::EmbeddedBackend;
+
+    fn open(&self, region: &str) -> Result<SecretsService<Self::Backend>, SmError> {
+        Ok(self.region(region))
+    }
+
+    fn known(&self) -> Result<Vec<String>, SmError> {
+        self.regions()
+            .map_err(|e| SmError::InternalServiceError(e.to_string()))
+    }
+}

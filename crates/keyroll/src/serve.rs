@@ -33,7 +33,12 @@ pub async fn run(args: ServeArgs, data_dir: PathBuf) -> anyhow::Result<()> {
         in_memory: args.in_memory,
     })
     .await
-    .with_context(|| format!("keyroll serve could not start (data directory {})", data_dir.display()))?;
+    .with_context(|| {
+        format!(
+            "keyroll serve could not start (data directory {})",
+            data_dir.display()
+        )
+    })?;
     {
         let mut out = std::io::stdout().lock();
         for line in started.banner() {
@@ -60,6 +65,8 @@ async fn shutdown_signal() -> anyhow::Result<()> {
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c().await.context("cannot listen for Ctrl-C")
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot listen for Ctrl-C")
     }
 }

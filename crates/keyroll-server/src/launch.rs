@@ -1,0 +1,181 @@
+//! Starting `keyroll serve` from a data directory: configuration, access keys (generating
+//! the admin key file on first start), the embedded store, the listener and the scheduler.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use keyroll_core::time::{Clock, SystemClock};
+use keyroll_store::embedded::{EmbeddedStore, OpenOptions, StoreError};
+
+use crate::config::{Config, ConfigError};
+use crate::credentials::{CredentialsError, admin_key, credentials_path};
+use crate::regions::MemoryRegions;
+use crate::server::{App, RunningServer, ServerError, bind, start};
+
+/// The default listening address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7150";
+/// Read from the data directory when no `--config` is given.
+pub const CONFIG_FILE: &str = "keyroll.toml";
+
+#[derive(Debug, Clone)]
+pub struct LaunchOptions {
+    pub data_dir: PathBuf,
+    /// `--listen`; else the config file's `listen`; else [`DEFAULT_LISTEN`].
+    pub listen: Option<String>,
+    /// `--config`; else `<data-dir>/keyroll.toml` when it exists.
+    pub config: Option<PathBuf>,
+    /// Keep secrets in memory only.
+    pub in_memory: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error("cannot open the store in {dir}: {source}")]
+    Store { dir: PathBuf, source: StoreError },
+    #[error("cannot create the data directory {dir}: {source}")]
+    DataDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
+/// A started server, whichever store it runs on.
+pub enum Launched {
+    Embedded(RunningServer<EmbeddedStore>),
+    Memory(RunningServer<MemoryRegions>),
+}
+
+/// What was started, for the start-up banner.
+pub struct Started {
+    pub server: Launched,
+    /// The generated (or reused) admin credentials file, when keys do not come from the
+    /// configuration.
+    pub credentials_file: Option<PathBuf>,
+    /// Whether the credentials file was created by this start.
+    pub credentials_generated: bool,
+    pub config_file: Option<PathBuf>,
+}
+
+impl Launched {
+    pub fn url(&self) -> String {
+        match self {
+            Launched::Embedded(s) => s.url(),
+            Launched::Memory(s) => s.url(),
+        }
+    }
+
+    pub async fn shutdown(self) {
+        match self {
+            Launched::Embedded(s) => s.shutdown().await,
+            Launched::Memory(s) => s.shutdown().await,
+        }
+    }
+}
+
+impl Started {
+    /// The lines printed at start: where to connect and with which credentials.
+    pub fn banner(&self) -> Vec<String> {
+        let url = self.server.url();
+        let mut lines = vec![format!("keyroll listening on {url}")];
+        if let Some(f) = &self.config_file {
+            lines.push(format!("configuration file: {}", f.display()));
+        }
+        match &self.credentials_file {
+            Some(f) => {
+                lines.push(format!(
+                    "credentials file: {}{}",
+                    f.display(),
+                    if self.credentials_generated {
+                        " (generated now; keep it safe)"
+                    } else {
+                        ""
+                    }
+                ));
+                lines.push("use it with:".into());
+                lines.push(format!(
+                    "  export AWS_SHARED_CREDENTIALS_FILE={} AWS_REGION=us-east-1",
+                    f.display()
+                ));
+                lines.push(format!(
+                    "  aws --endpoint-url {url} secretsmanager list-secrets"
+                ));
+            }
+            None => {
+                lines.push("access keys: from the configuration file ([[access_keys]])".to_string())
+            }
+        }
+        lines
+    }
+}
+
+fn load_config(opts: &LaunchOptions) -> Result<(Config, Option<PathBuf>), ConfigError> {
+    if let Some(p) = &opts.config {
+        return Ok((Config::load(p)?, Some(p.clone())));
+    }
+    let default = opts.data_dir.join(CONFIG_FILE);
+    if default.exists() {
+        return Ok((Config::load(&default)?, Some(default)));
+    }
+    Ok((Config::default(), None))
+}
+
+fn ensure_dir(dir: &Path) -> Result<(), LaunchError> {
+    std::fs::create_dir_all(dir).map_err(|source| LaunchError::DataDir {
+        dir: dir.into(),
+        source,
+    })?;
+    Ok(())
+}
+
+/// Starts the server described by `opts` (on the system clock).
+pub async fn launch(opts: LaunchOptions) -> Result<Started, LaunchError> {
+    launch_with_clock(opts, Arc::new(SystemClock)).await
+}
+
+/// Starts the server with an injected clock for the store and the scheduler.
+pub async fn launch_with_clock(
+    opts: LaunchOptions,
+    clock: Arc<dyn Clock>,
+) -> Result<Started, LaunchError> {
+    let (config, config_file) = load_config(&opts)?;
+    ensure_dir(&opts.data_dir)?;
+    let mut keys = config.keys();
+    let (mut credentials_file, mut generated) = (None, false);
+    if keys.is_empty() {
+        let (k, fresh) = admin_key(&opts.data_dir)?;
+        keys.push(k);
+        credentials_file = Some(credentials_path(&opts.data_dir));
+        generated = fresh;
+    }
+    let listen = opts.listen.clone().or_else(|| config.listen.clone());
+    let listener = bind(listen.as_deref().unwrap_or(DEFAULT_LISTEN)).await?;
+    let server = if opts.in_memory {
+        let regions = MemoryRegions::new(config.account.clone(), clock.clone());
+        let app = Arc::new(App::new(regions, config, keys, clock));
+        Launched::Memory(start(app, listener, true)?)
+    } else {
+        let store = EmbeddedStore::open(
+            OpenOptions::new(&opts.data_dir)
+                .account(config.account.clone())
+                .clock(clock.clone()),
+        )
+        .map_err(|source| LaunchError::Store {
+            dir: opts.data_dir.clone(),
+            source,
+        })?;
+        let app = Arc::new(App::new(store, config, keys, clock));
+        Launched::Embedded(start(app, listener, true)?)
+    };
+    Ok(Started {
+        server,
+        credentials_file,
+        credentials_generated: generated,
+        config_file,
+    })
+}
