@@ -1,0 +1,184 @@
+//! The PostgreSQL target against a real PostgreSQL 15 (keyroll-testkit), through the
+//! rotation engine and the in-memory secret store.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::scenarios::*;
+use common::*;
+use keyroll_testkit::postgres::PostgresOptions;
+use serde_json::json;
+
+fn tls() -> PostgresOptions {
+    PostgresOptions {
+        tls: true,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn single_user_20_rotations() {
+    let db = pg_with(tls()).await;
+    let s = twenty_rotations(&db, false).await;
+    eprintln!("postgres single user, per rotation: {s:?}");
+    assert_eq!(s.logins, 2, "{s:?}");
+    assert_eq!(s.connections, 2, "{s:?}");
+    assert_eq!(s.tls_logins, 2, "{s:?}");
+}
+
+#[tokio::test]
+async fn alternating_users_20_rotations() {
+    let db = pg_with(tls()).await;
+    let s = twenty_rotations(&db, true).await;
+    eprintln!("postgres alternating users, per rotation: {s:?}");
+    assert_eq!(s.connections, 3, "{s:?}");
+}
+
+#[tokio::test]
+async fn every_step_twice_single() {
+    every_step_twice(&pg().await, false).await;
+}
+
+#[tokio::test]
+async fn every_step_twice_alternating() {
+    every_step_twice(&pg().await, true).await;
+}
+
+#[tokio::test]
+async fn crash_between_steps_single() {
+    crash_anywhere_then_rotate(&pg().await, false).await;
+}
+
+#[tokio::test]
+async fn crash_between_steps_alternating() {
+    crash_anywhere_then_rotate(&pg().await, true).await;
+}
+
+#[tokio::test]
+async fn drift_single_user() {
+    drift_single(&pg().await).await;
+}
+
+#[tokio::test]
+async fn drift_alternating_users() {
+    drift_alternating(&pg().await).await;
+}
+
+#[tokio::test]
+async fn master_for_another_host_is_refused() {
+    master_on_another_host_is_refused(&pg().await).await;
+}
+
+#[tokio::test]
+async fn hostile_names_and_punctuation_single() {
+    hostile_input(&pg().await, false).await;
+}
+
+#[tokio::test]
+async fn hostile_names_and_punctuation_alternating() {
+    hostile_input(&pg().await, true).await;
+}
+
+/// With `log_statement = all`, the server log never holds the new password.
+#[tokio::test]
+async fn plaintext_password_never_reaches_the_server_log() {
+    let db = pg_with(PostgresOptions {
+        log_statement_all: true,
+        ..Default::default()
+    })
+    .await;
+    let h = Harness::new(&db);
+    for (name, alternating) in [("single", false), ("alternating", true)] {
+        let user = format!("{name}_user");
+        let arn = if alternating {
+            h.alternating(name, &user, INITIAL).await
+        } else {
+            h.single_user(name, &user, INITIAL).await
+        };
+        for round in 0..2 {
+            let cur = h.current(&arn).await;
+            let sentinel = format!("Sentinel-{name}-{round}-Qx7!");
+            let mut pending = cur.value.clone();
+            if alternating {
+                let other = if cur.username.ends_with("_clone") {
+                    user.clone()
+                } else {
+                    format!("{user}_clone")
+                };
+                pending["username"] = json!(other);
+            }
+            pending["password"] = json!(sentinel);
+            h.begin_with_pending(&arn, &pending).await;
+            h.rotate(&arn).await.unwrap();
+            let now = h.current(&arn).await;
+            assert_eq!(db.login(&now.username, &sentinel).await, LoginOutcome::Ok);
+        }
+    }
+    let log = db.server.log();
+    assert!(
+        log.contains("ALTER ROLE") && log.contains("SCRAM-SHA-256$"),
+        "statements are logged"
+    );
+    assert!(log.contains("CREATE ROLE \"alternating_user_clone\""));
+    assert!(
+        !log.contains("Sentinel-"),
+        "a plaintext password reached the server log"
+    );
+}
+
+/// An application reading AWSCURRENT before each connection: no authentication failure
+/// across 50 alternating-users rotations; single-user rotation's failures are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_downtime_with_alternating_users() {
+    let db: SharedDb = Arc::new(pg().await);
+    let (failures, attempts) = application_during_rotations(db.clone(), true, 50).await;
+    eprintln!(
+        "postgres alternating users: {failures} authentication failures in {attempts} connections over 50 rotations"
+    );
+    assert_eq!(failures, 0);
+    assert!(attempts >= 50);
+    let db: SharedDb = Arc::new(pg().await);
+    let (failures, attempts) = application_during_rotations(db, false, 50).await;
+    eprintln!(
+        "postgres single user: {failures} authentication failures in {attempts} connections over 50 rotations"
+    );
+    assert!(attempts >= 50);
+}
+
+#[tokio::test]
+async fn ssl_true_against_a_server_without_tls_fails_clearly() {
+    ssl_true_without_server_tls(&pg().await).await;
+}
+
+#[tokio::test]
+async fn ssl_modes_against_a_tls_server() {
+    let db = pg_with(PostgresOptions {
+        tls: true,
+        log_connections: true,
+        ..Default::default()
+    })
+    .await;
+    tls_modes_against_tls_server(&db).await;
+    // Server side: the rotated user's sessions used TLS ("app" has no "ssl" field).
+    let log = db.server.log();
+    let app: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("connection authorized: user=app ") && l.contains("application_name=keyroll")
+        })
+        .collect();
+    assert!(!app.is_empty(), "{log}");
+    assert!(app.iter().all(|l| l.contains("SSL enabled")), "{app:#?}");
+    let plain: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("connection authorized: user=plain ")
+                && l.contains("application_name=keyroll")
+        })
+        .collect();
+    assert!(
+        !plain.is_empty() && plain.iter().all(|l| !l.contains("SSL enabled")),
+        "{plain:#?}"
+    );
+}
