@@ -25,6 +25,9 @@
 //! command = ["python3", "/opt/rotators/api_key.py"]
 //! timeout_secs = 60
 //! env = { API_BASE = "http://127.0.0.1:9000" }
+//!
+//! [functions.SecretsRotationFunction] # an existing Lambda's name, rotated by keyroll's engine
+//! builtin = true
 //! ```
 
 use std::collections::BTreeMap;
@@ -90,11 +93,16 @@ impl Default for SchedulerConfig {
     }
 }
 
-/// An external rotation function: a command that reads one Lambda event on stdin.
-#[derive(Debug, Clone, Deserialize)]
+/// A rotation function by name: an external command that reads one Lambda event on stdin,
+/// or (`builtin = true`) another name for keyroll's built-in rotator, so that secrets
+/// configured with an existing Lambda function's ARN rotate unchanged.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionConfig {
+    #[serde(default)]
     pub command: Vec<String>,
+    #[serde(default)]
+    pub builtin: bool,
     #[serde(default = "default_function_timeout")]
     pub timeout_secs: u64,
     #[serde(default)]
@@ -178,9 +186,10 @@ impl Config {
             ));
         }
         for (name, f) in &self.functions {
-            if f.command.is_empty() {
+            if f.command.is_empty() == !f.builtin {
                 return Err(ConfigError::Invalid(format!(
-                    "functions.{name}.command must name a program, e.g. [\"python3\", \"rotate.py\"]"
+                    "functions.{name} needs either command = [\"program\", \"arg\", ...] or \
+                     builtin = true (not both)"
                 )));
             }
             if keyroll_core::rotators::is_builtin(name) {
@@ -235,6 +244,8 @@ mod tests {
             [functions.my-rotator]
             command = ["python3", "rotate.py"]
             env = { A = "b" }
+            [functions.SecretsRotationFunction]
+            builtin = true
         "#;
         let c = Config::from_toml(text, Path::new("k.toml")).unwrap();
         assert_eq!(c.scheduler.tick_secs, 5);
@@ -250,6 +261,7 @@ mod tests {
             "account = \"1\"",
             "[functions.keyroll]\ncommand = [\"x\"]",
             "[functions.f]\ncommand = []",
+            "[functions.f]\ncommand = [\"x\"]\nbuiltin = true",
             "unknown = 1",
             "[scheduler]\njitter = 2.0",
         ] {

@@ -58,6 +58,7 @@ pub fn resolve_rotator(config: &Config, lambda_arn: &str) -> Result<Rotator, Api
     }
     let name = function_name(lambda_arn);
     match config.functions.get(name) {
+        Some(f) if f.builtin => Ok(Rotator::Builtin),
         Some(f) => Ok(Rotator::External {
             name: name.to_string(),
             function: f.clone(),

@@ -935,6 +935,7 @@ fn script_function(
         timeout_secs: 20,
         env: Default::default(),
         working_dir: None,
+        ..Default::default()
     }
 }
 

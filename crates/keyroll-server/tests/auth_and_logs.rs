@@ -194,6 +194,7 @@ async fn secret_values_never_appear_in_logs_or_metrics() {
             timeout_secs: 10,
             env: Default::default(),
             working_dir: None,
+            ..Default::default()
         },
     );
     let t = start_with(config, Arc::new(SystemClock), None).await;

@@ -280,6 +280,7 @@ async fn failed_rotations_back_off_then_give_up_for_the_window() {
             timeout_secs: 10,
             env: Default::default(),
             working_dir: None,
+            ..Default::default()
         },
     );
     let e = env_at("2026-03-01T00:00:00Z", config).await;
