@@ -672,3 +672,49 @@ fn bulk_insert_seeds_many_secrets_in_one_commit() {
         );
     });
 }
+
+#[test]
+fn a_handle_behind_pruned_purge_markers_reloads_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let a = open(dir.path(), &clock).region("us-east-1");
+    let b = open(dir.path(), &clock).region("us-east-1");
+    rt().block_on(async {
+        create(&a, "gone", "x").await;
+        create(&a, "kept", "y").await;
+        assert_eq!(
+            get_string(&b, "gone", AWSCURRENT).await.as_deref(),
+            Some("x")
+        );
+        a.delete_secret(DeleteSecretRequest {
+            secret_id: "gone".into(),
+            force_delete_without_recovery: Some(true),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    });
+    // Prune the purge marker as if 10,000 newer purges had happened since `b` last looked.
+    {
+        let c =
+            rusqlite::Connection::open(dir.path().join(keyroll_store::embedded::DB_FILE)).unwrap();
+        c.execute_batch(
+            "DELETE FROM purged; \
+             UPDATE meta SET value = (SELECT value FROM meta WHERE key = 'seq') \
+             WHERE key = 'purged_floor';",
+        )
+        .unwrap();
+    }
+    rt().block_on(async {
+        assert!(
+            get(&b, "gone", None, None)
+                .await
+                .unwrap_err()
+                .is_not_found()
+        );
+        assert_eq!(
+            get_string(&b, "kept", AWSCURRENT).await.as_deref(),
+            Some("y")
+        );
+    });
+}
