@@ -28,6 +28,11 @@
 //!
 //! [functions.SecretsRotationFunction] # an existing Lambda's name, rotated by keyroll's engine
 //! builtin = true
+//!
+//! [targets]                           # the built-in rotator's database connections
+//! connect_timeout_secs = 5
+//! ca_bundle = "/etc/ssl/rds-global-bundle.pem"
+//! password_length = 32
 //! ```
 
 use std::collections::BTreeMap;
@@ -126,6 +131,34 @@ pub struct Config {
     pub access_keys: Vec<KeyConfig>,
     pub scheduler: SchedulerConfig,
     pub functions: BTreeMap<String, FunctionConfig>,
+    pub targets: TargetsConfig,
+}
+
+/// How the built-in rotator reaches databases and which passwords it generates.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TargetsConfig {
+    /// One connection attempt's limit (TCP, TLS, authentication). Default 5 s.
+    pub connect_timeout_secs: Option<u64>,
+    /// PEM CA bundle to trust for database TLS instead of the system roots.
+    pub ca_bundle: Option<PathBuf>,
+    /// Generated password length (default 32).
+    pub password_length: Option<u32>,
+    /// Characters generated passwords never contain (default: AWS's per-engine set).
+    pub exclude_characters: Option<String>,
+}
+
+impl TargetsConfig {
+    pub fn target_config(&self) -> keyroll_targets::TargetConfig {
+        let mut t = keyroll_targets::TargetConfig::default();
+        if let Some(s) = self.connect_timeout_secs {
+            t.connect_timeout = Duration::from_secs(s);
+        }
+        t.ca_bundle = self.ca_bundle.clone();
+        t.password_length = self.password_length;
+        t.exclude_characters = self.exclude_characters.clone();
+        t
+    }
 }
 
 impl Default for Config {
@@ -140,6 +173,7 @@ impl Default for Config {
             access_keys: Vec::new(),
             scheduler: SchedulerConfig::default(),
             functions: BTreeMap::new(),
+            targets: TargetsConfig::default(),
         }
     }
 }
@@ -186,7 +220,7 @@ impl Config {
             ));
         }
         for (name, f) in &self.functions {
-            if f.command.is_empty() == !f.builtin {
+            if f.command.is_empty() != f.builtin {
                 return Err(ConfigError::Invalid(format!(
                     "functions.{name} needs either command = [\"program\", \"arg\", ...] or \
                      builtin = true (not both)"

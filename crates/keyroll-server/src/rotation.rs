@@ -335,6 +335,7 @@ pub async fn run_rotation<R: Regions>(
 async fn resolve_target<B: keyroll_core::service::Backend>(
     svc: &keyroll_core::service::SecretsService<B>,
     desc: &DescribeSecretResponse,
+    config: &Config,
 ) -> Result<SharedTarget, (String, String)> {
     let current = svc
         .get_secret_value(GetSecretValueRequest {
@@ -350,7 +351,8 @@ async fn resolve_target<B: keyroll_core::service::Backend>(
             "AWSCURRENT has no value".to_string(),
         )
     })?;
-    keyroll_targets::resolve(desc, &value).map_err(|e| (e.class().to_string(), e.to_string()))
+    keyroll_targets::resolve(desc, &value, &config.targets.target_config())
+        .map_err(|e| (e.class().to_string(), e.to_string()))
 }
 
 async fn describe<B: keyroll_core::service::Backend>(
@@ -420,7 +422,7 @@ async fn rotate_locked<R: Regions>(
     tracing::info!(secret = %arn, version = %token, attempt = attempts, function = %function_name(&lambda), "rotation started");
 
     let target = match &rotator {
-        Rotator::Builtin => match resolve_target(svc.as_ref(), &desc).await {
+        Rotator::Builtin => match resolve_target(svc.as_ref(), &desc, &app.config).await {
             Ok(t) => Some(t),
             Err((class, message)) => {
                 return fail(app, svc, arn, &mut status, Step::Create, class, message).await;
@@ -519,7 +521,7 @@ async fn test_locked<R: Regions>(
     let token = token.unwrap_or_else(keyroll_core::ids::new_token);
     let t0 = Instant::now();
     let r = match &rotator {
-        Rotator::Builtin => match resolve_target(svc.as_ref(), &desc).await {
+        Rotator::Builtin => match resolve_target(svc.as_ref(), &desc, &app.config).await {
             // The placeholder has no value yet: the built-in test logs in with AWSCURRENT.
             Ok(target) => match desc.holder(AWSCURRENT) {
                 Some(current) => {
