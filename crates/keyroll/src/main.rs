@@ -10,6 +10,7 @@ mod input;
 mod output;
 mod rotate;
 mod secret;
+mod serve;
 mod store;
 
 use std::path::PathBuf;
@@ -94,6 +95,8 @@ enum Command {
     Secret(secret::SecretCmd),
     /// Rotate a secret now: createSecret, setSecret, testSecret, finishSecret.
     Rotate(rotate::RotateArgs),
+    /// Run a Secrets Manager-compatible server that also rotates secrets on schedule.
+    Serve(serve::ServeArgs),
     /// Print what each exit code means.
     ExitCodes,
 }
@@ -113,7 +116,9 @@ pub struct NoDataDir(pub String);
 
 fn init_logging(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
+    let serving = matches!(cli.command, Command::Serve(_));
     let default = match cli.verbose {
+        0 if serving => "info",
         0 => "warn",
         1 => "info",
         _ => "debug",
@@ -208,6 +213,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map(|s| s as &dyn keyroll_core::ports::RotationStore);
             cmd.run(store_ref, cli.output).await
         }
+        Command::Serve(args) => serve::run(args, cli.data_dir).await,
         Command::Rotate(args) => {
             let store = store::open_embedded(&cli.data_dir, &region, &cli.account_id, false)?;
             rotate::run(args, &store, &region, &cli.account_id, cli.output).await

@@ -48,6 +48,38 @@ pub struct RotateArgs {
     /// Don't print progress on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Seconds one database connection attempt (TCP, TLS, login) may take.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub connect_timeout: f64,
+    /// PEM file of CA certificates to trust for database TLS instead of the system roots
+    /// (e.g. the RDS global bundle).
+    #[arg(long, value_name = "PEM", env = "KEYROLL_CA_BUNDLE")]
+    pub ca_bundle: Option<std::path::PathBuf>,
+    /// Length of generated database passwords (default 32; a secret's
+    /// `keyroll:password-length` tag wins).
+    #[arg(long)]
+    pub password_length: Option<u32>,
+    /// Characters never used in generated database passwords (default `/@"'\`, plus `:`
+    /// for PostgreSQL).
+    #[arg(long)]
+    pub exclude_characters: Option<String>,
+}
+
+impl RotateArgs {
+    pub fn target_config(&self) -> anyhow::Result<keyroll_targets::TargetConfig> {
+        if !(self.connect_timeout.is_finite() && self.connect_timeout > 0.0) {
+            anyhow::bail!(crate::UsageError(format!(
+                "--connect-timeout must be a positive number of seconds (got {})",
+                self.connect_timeout
+            )));
+        }
+        Ok(keyroll_targets::TargetConfig {
+            connect_timeout: Duration::from_secs_f64(self.connect_timeout),
+            ca_bundle: self.ca_bundle.clone(),
+            password_length: self.password_length,
+            exclude_characters: self.exclude_characters.clone(),
+        })
+    }
 }
 
 #[derive(Serialize)]
@@ -114,6 +146,7 @@ pub async fn run(
         .as_deref()
         .map(input::rotation_rules)
         .transpose()?;
+    let target_config = args.target_config()?;
     let desc = store
         .describe_secret(SecretIdRequest {
             secret_id: args.secret_id.clone(),
@@ -156,11 +189,12 @@ pub async fn run(
             })
             .await?,
     )?;
-    let target = keyroll_targets::resolve(&desc, &current.value)?;
+    let target = keyroll_targets::resolve(&desc, &current.value, &target_config)?;
     drop(current);
     let opts = RotateOptions {
         token: args.client_request_token.clone(),
         discard_pending: args.discard_pending,
+        ..Default::default()
     };
     let report = rotate(
         store,

@@ -496,3 +496,168 @@ impl Index {
         reread
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyroll_core::time::Timestamp;
+
+    const ARN: &str = "arn:aws:secretsmanager:us-east-1:000000000000:secret:s-AbCdEf";
+
+    /// A version id as long as AWS wants (32-64 characters).
+    fn id(v: &str) -> String {
+        format!("{v:-<32}")
+    }
+
+    fn record(revision: u64, versions: &[&str]) -> SecretRecord {
+        let mut r = SecretRecord::new(ARN.into(), "s".into(), Timestamp(0));
+        for v in versions {
+            r.put_version(&id(v), None, Timestamp(0), |_| false)
+                .unwrap();
+        }
+        r.revision = revision;
+        r
+    }
+
+    fn row(seq: i64, rec: SecretRecord, wrapped: &[u8]) -> SecretRow {
+        SecretRow {
+            arn: ARN.into(),
+            region: "us-east-1".into(),
+            seq,
+            record: rec,
+            wrapped: wrapped.to_vec(),
+        }
+    }
+
+    fn value(vid: &str) -> ValueRow {
+        ValueRow {
+            arn: ARN.into(),
+            version_id: id(vid),
+            sealed: vid.as_bytes().to_vec(),
+        }
+    }
+
+    fn delta(
+        counter: i64,
+        secrets: Vec<SecretRow>,
+        values: Vec<ValueRow>,
+        purged: Vec<(String, i64)>,
+    ) -> Snapshot {
+        Snapshot {
+            full: false,
+            counter,
+            secrets,
+            values,
+            purged,
+        }
+    }
+
+    #[test]
+    fn deltas_keep_older_values_and_skip_stale_rows() {
+        let mut idx = Index::new();
+        idx.apply_snapshot(Snapshot {
+            full: true,
+            counter: 1,
+            secrets: vec![row(1, record(1, &["v1"]), b"k")],
+            values: vec![value("v1")],
+            purged: vec![],
+        });
+        assert_eq!(idx.last_seq, 1);
+        idx.apply_snapshot(delta(
+            2,
+            vec![row(2, record(2, &["v1", "v2"]), b"k")],
+            vec![value("v2")],
+            vec![],
+        ));
+        let e = idx.by_name("us-east-1", "s").unwrap();
+        assert_eq!((e.seq, e.values.len()), (2, 2));
+        // An older state never replaces a newer one.
+        idx.apply_snapshot(delta(
+            2,
+            vec![row(1, record(1, &["v1"]), b"k")],
+            vec![],
+            vec![],
+        ));
+        assert_eq!(idx.get(ARN).unwrap().record.revision, 2);
+    }
+
+    #[test]
+    fn purge_markers_remove_older_states_only() {
+        let mut idx = Index::new();
+        idx.apply_snapshot(Snapshot {
+            full: true,
+            counter: 3,
+            secrets: vec![row(3, record(1, &["v1"]), b"k")],
+            values: vec![value("v1")],
+            purged: vec![],
+        });
+        idx.apply_snapshot(delta(3, vec![], vec![], vec![(ARN.into(), 2)]));
+        assert!(
+            idx.get(ARN).is_some(),
+            "a marker older than the state is ignored"
+        );
+        // Purged, then created again under the same ARN with another data key.
+        idx.apply_snapshot(delta(
+            6,
+            vec![row(6, record(1, &["w1"]), b"k2")],
+            vec![value("w1")],
+            vec![(ARN.into(), 5)],
+        ));
+        let e = idx.get(ARN).unwrap();
+        assert_eq!(e.key.wrapped, b"k2");
+        assert_eq!(e.values.keys().cloned().collect::<Vec<_>>(), [id("w1")]);
+        idx.apply_snapshot(delta(7, vec![], vec![], vec![(ARN.into(), 7)]));
+        assert!(idx.get(ARN).is_none());
+        assert!(idx.by_name("us-east-1", "s").is_none());
+        assert!(idx.records_in("us-east-1").is_empty());
+    }
+
+    #[test]
+    fn own_commits_apply_directly_or_ask_to_be_read_back() {
+        let mut idx = Index::new();
+        idx.apply_snapshot(Snapshot {
+            full: true,
+            counter: 1,
+            secrets: vec![row(1, record(1, &["v1"]), b"k")],
+            values: vec![value("v1")],
+            purged: vec![],
+        });
+        let region: Arc<str> = "us-east-1".into();
+        let next = Arc::new(record(2, &["v1", "v2"]));
+        let reread = idx.apply_written(
+            2,
+            vec![Written::Update {
+                region: region.clone(),
+                record: next,
+                value: Some((id("v2"), Arc::from(&b"v2"[..]))),
+            }],
+        );
+        assert!(reread.is_empty());
+        assert_eq!(
+            idx.last_seq, 2,
+            "nothing was missed, so the counter advances"
+        );
+        // A revision gap (a commit this index has not seen) or a missing value: read back.
+        let gap = Arc::new(record(4, &["v1", "v2", "v3"]));
+        let reread = idx.apply_written(
+            4,
+            vec![Written::Update {
+                region: region.clone(),
+                record: gap,
+                value: None,
+            }],
+        );
+        assert_eq!(reread, [ARN.to_string()]);
+        assert_eq!(idx.last_seq, 2, "seq 3 is unknown: the counter stays");
+        let missing = Arc::new(record(3, &["v1", "v2", "v3"]));
+        let reread = idx.apply_written(
+            5,
+            vec![Written::Update {
+                region,
+                record: missing,
+                value: None,
+            }],
+        );
+        assert_eq!(reread, [ARN.to_string()]);
+    }
+}
