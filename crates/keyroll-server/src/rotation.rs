@@ -186,6 +186,11 @@ impl Rotations {
         }
     }
 
+    /// Whether the server is shutting down (no new rotations start).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
     pub fn active(&self) -> usize {
         self.active.load(Ordering::SeqCst)
     }
@@ -213,6 +218,13 @@ pub async fn rotate_secret<R: Regions>(
     region: &str,
     req: RotateSecretRequest,
 ) -> Result<RotateSecretResponse, ApiError> {
+    if app.rotations.is_closed() {
+        return Err(ApiError::new(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The server is shutting down; retry the rotation against the restarted server.",
+        ));
+    }
     let svc = app.store.region(region)?;
     let token = req.client_request_token.clone().ok_or_else(|| {
         SmError::InvalidRequest(

@@ -1165,3 +1165,50 @@ async fn oversized_bodies_are_refused() {
         .unwrap_err();
     assert_eq!(err_code(&e), "InvalidParameterException");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_running_rotations() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = keyroll_server::Config::default();
+    config.functions.insert(
+        "slow".into(),
+        script_function(
+            dir.path(),
+            "slow",
+            "cat > /dev/null; sleep 1; echo 'slow failure' >&2; exit 1",
+        ),
+    );
+    let t = start_with(
+        config,
+        std::sync::Arc::new(keyroll_core::time::SystemClock),
+        None,
+    )
+    .await;
+    let app = t.app().clone();
+    let c = t.client();
+    c.create_secret()
+        .name("s")
+        .secret_string("v")
+        .send()
+        .await
+        .unwrap();
+    c.rotate_secret()
+        .secret_id("s")
+        .rotation_lambda_arn("arn:aws:lambda:us-east-1:000000000000:function:slow")
+        .send()
+        .await
+        .unwrap();
+    eventually(|| async { (app.rotations.active() == 1).then_some(()) }).await;
+    t.server.shutdown().await;
+    assert_eq!(
+        app.rotations.active(),
+        0,
+        "shutdown returned before the rotation finished"
+    );
+    let rec = app.store.region("us-east-1").unwrap().find("s").unwrap();
+    let status = rec
+        .rotation_status
+        .expect("the rotation's outcome was recorded");
+    assert_eq!(status.state, keyroll_core::model::RotationState::Failed);
+    assert!(status.message.unwrap().contains("slow failure"));
+}
