@@ -1,0 +1,108 @@
+//! Shared set-up: receivers, a sleeper that records instead of waiting, and secrets whose
+//! rotations really ran (engine over the in-memory store) to build events from.
+#![allow(dead_code)]
+
+pub mod http;
+pub mod smtp;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use keyroll_core::api::{CreateSecretRequest, DescribeSecretResponse, SecretIdRequest};
+use keyroll_core::engine::{RotateOptions, Silent, rotate};
+use keyroll_core::memory::{MemoryBackend, memory_service};
+use keyroll_core::model::{Step, Tag};
+use keyroll_core::ports::{RotationStore, SecretsApi};
+use keyroll_core::service::SecretsService;
+use keyroll_core::testing::{CounterTarget, FlakyTarget};
+use keyroll_notify::{RotationEvent, Sleeper};
+use secrecy::SecretString;
+
+/// A value no payload may ever contain.
+pub const SENTINEL: &str = "SENTINEL-7d1f0c9e-never-in-a-payload";
+
+/// Records the delays it was asked to wait, and returns at once.
+#[derive(Default)]
+pub struct RecordingSleeper(pub Mutex<Vec<Duration>>);
+
+#[async_trait]
+impl Sleeper for RecordingSleeper {
+    async fn sleep(&self, d: Duration) {
+        self.0.lock().unwrap().push(d);
+    }
+}
+
+impl RecordingSleeper {
+    pub fn delays(&self) -> Vec<Duration> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+pub fn sleeper() -> Arc<RecordingSleeper> {
+    Arc::new(RecordingSleeper::default())
+}
+
+pub struct Rotated {
+    pub svc: SecretsService<MemoryBackend>,
+    pub arn: String,
+}
+
+impl Rotated {
+    pub async fn describe(&self) -> DescribeSecretResponse {
+        self.svc
+            .describe_secret(SecretIdRequest {
+                secret_id: self.arn.clone(),
+            })
+            .await
+            .unwrap()
+    }
+}
+
+/// A secret holding SENTINEL, rotated for real: once successfully, then (when `fail_at`)
+/// once more failing at that step.
+pub async fn rotated_secret(name: &str, tags: &[(&str, &str)], fail_at: Option<Step>) -> Rotated {
+    let svc = memory_service();
+    let arn = svc
+        .create_secret(CreateSecretRequest {
+            name: name.into(),
+            client_request_token: Some(keyroll_core::ids::new_token()),
+            secret_string: Some(SecretString::from(format!(
+                "{{\"password\":\"{SENTINEL}\"}}"
+            ))),
+            tags: Some(
+                tags.iter()
+                    .map(|(k, v)| Tag {
+                        key: k.to_string(),
+                        value: v.to_string(),
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .arn;
+    let rules = serde_json::from_value(serde_json::json!({"AutomaticallyAfterDays": 30})).unwrap();
+    svc.configure_rotation(&arn, Some("keyroll".into()), Some(rules))
+        .await
+        .unwrap();
+    let target = FlakyTarget::new(CounterTarget::default());
+    rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap();
+    if let Some(step) = fail_at {
+        target.fail_before(step, 1);
+        rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent)
+            .await
+            .unwrap_err();
+    }
+    Rotated { svc, arn }
+}
+
+/// The event recorded on a secret after its last rotation.
+pub async fn event_of(r: &Rotated) -> RotationEvent {
+    RotationEvent::from_rotation_status(&r.describe().await)
+        .expect("a finished rotation is recorded")
+        .with_source("test")
+}
