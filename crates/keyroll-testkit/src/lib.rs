@@ -17,9 +17,11 @@
 //!   initialised data directories cached as templates.
 //!
 //! - [`moto`]: moto's server (Secrets Manager, IAM, STS, SNS) from the test venv.
+//! - [`lambda_runtime`]: a local Lambda Runtime API for exercising a real `bootstrap`.
 //!
 //! Other servers (a keyroll server) get their own module next to these.
 
+pub mod lambda_runtime;
 pub mod mariadb;
 pub mod moto;
 pub mod postgres;

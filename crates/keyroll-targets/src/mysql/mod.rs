@@ -264,18 +264,28 @@ impl Dialect for Mysql {
             .max_allowed_packet(Some(16 * 1024 * 1024))
             .wait_timeout(Some(28_800))
             .ssl_opts(ssl);
-        io.stats.connection();
-        match Conn::new(opts).await {
-            Ok(conn) => {
-                io.stats.login(uses_tls);
-                Ok(MyConn { conn })
-            }
-            Err(e) => {
-                let f = classify(e);
-                if matches!(f, Failure::Auth(_)) {
-                    io.stats.auth_failure();
+        // A refused login is tried once more: mysql_async drops a trailing zero byte of the
+        // 32-byte nonce MariaDB's ed25519 plugin sends, so about one ed25519 login in 256 is
+        // refused with the right password (a fresh nonce then succeeds).
+        let mut refusals = 0;
+        loop {
+            io.stats.connection();
+            match Conn::new(opts.clone()).await {
+                Ok(conn) => {
+                    io.stats.login(uses_tls);
+                    return Ok(MyConn { conn });
                 }
-                Err(f)
+                Err(e) => {
+                    let f = classify(e);
+                    if matches!(f, Failure::Auth(_)) {
+                        io.stats.auth_failure();
+                        refusals += 1;
+                        if refusals < 2 {
+                            continue;
+                        }
+                    }
+                    return Err(f);
+                }
             }
         }
     }
@@ -307,11 +317,11 @@ impl Dialect for Mysql {
             .and_then(|s| s.first())
             .and_then(|r| text(r, 0))
             .unwrap_or_default();
-        let plugins = sql::auth_plugins(&create);
+        let methods = sql::auth_methods(&create);
         let acct = sql::account(login.user, &host)?;
-        let stmt = sql::set_password_statement(info.flavor, &acct, &plugins, new, info.mode)?;
+        let stmt = sql::set_password_statement(info.flavor, &acct, &methods, new, info.mode)?;
         Self::exec(conn, io, login, "changing the password", &stmt, true).await?;
-        tracing::info!(scope = %login.scope(), account = %acct, plugin = %plugins.join(" OR "), "password changed");
+        tracing::info!(scope = %login.scope(), account = %acct, "password changed");
         Ok(())
     }
 
@@ -377,7 +387,7 @@ impl Dialect for Mysql {
             .get(2)
             .map(|s| s.iter().filter_map(|r| text(r, 0)).collect())
             .unwrap_or_default();
-        let orig_plugins = sql::auth_plugins(
+        let orig_methods = sql::auth_methods(
             &sets
                 .get(3)
                 .and_then(|s| s.first())
@@ -390,19 +400,24 @@ impl Dialect for Mysql {
             sql::create_user_statement(
                 info.flavor,
                 &pending,
-                &orig_plugins,
+                &orig_methods,
                 plan.password,
                 info.mode,
             )?
         } else {
             let plugins = if plan.pending == plan.original {
-                orig_plugins.clone()
+                orig_methods.clone()
             } else {
                 row_of(plan.clone)
                     .and_then(|r| text(r, 2))
                     .filter(|p| !p.is_empty())
-                    .map(|p| vec![p.to_ascii_lowercase()])
-                    .unwrap_or_else(|| orig_plugins.clone())
+                    .map(|p| {
+                        vec![sql::AuthMethod {
+                            plugin: p.to_ascii_lowercase(),
+                            using: None,
+                        }]
+                    })
+                    .unwrap_or_else(|| orig_methods.clone())
             };
             sql::set_password_statement(info.flavor, &pending, &plugins, plan.password, info.mode)?
         };

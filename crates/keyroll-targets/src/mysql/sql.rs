@@ -226,60 +226,68 @@ fn name_of(t: &Tok) -> Option<&str> {
     }
 }
 
+/// One authentication method of an account: the plugin and its `USING`/`AS` string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthMethod {
+    pub plugin: String,
+    pub using: Option<String>,
+}
+
 /// The authentication methods of an account, from `SHOW CREATE USER` (first to last).
 /// An account without `IDENTIFIED` authenticates with `mysql_native_password`.
-pub fn auth_plugins(show_create_user: &str) -> Vec<String> {
+pub fn auth_methods(show_create_user: &str) -> Vec<AuthMethod> {
+    let native = || {
+        vec![AuthMethod {
+            plugin: "mysql_native_password".into(),
+            using: None,
+        }]
+    };
     let toks = lex(show_create_user);
     let Some(pos) = toks.iter().position(|(t, _, _)| is_word(t, "IDENTIFIED")) else {
-        return vec!["mysql_native_password".into()];
+        return native();
     };
     let mut i = pos + 1;
     match toks.get(i).map(|t| &t.0) {
-        Some(t) if is_word(t, "BY") => return vec!["mysql_native_password".into()],
         Some(t) if is_word(t, "VIA") || is_word(t, "WITH") => i += 1,
-        _ => return vec!["mysql_native_password".into()],
+        _ => return native(),
     }
-    let mut plugins = Vec::new();
+    let mut methods = Vec::new();
     while let Some((t, _, _)) = toks.get(i) {
         let Some(name) = name_of(t) else { break };
-        plugins.push(name.to_ascii_lowercase());
+        let mut m = AuthMethod {
+            plugin: name.to_ascii_lowercase(),
+            using: None,
+        };
         i += 1;
-        // Skip `USING|AS 'string'` or `USING PASSWORD('…')`.
+        // `USING|AS 'string'` (SHOW CREATE USER never prints `PASSWORD('…')`).
         if toks
             .get(i)
             .is_some_and(|(t, _, _)| is_word(t, "USING") || is_word(t, "AS"))
         {
-            i += 1;
-            if toks.get(i).is_some_and(|(t, _, _)| is_word(t, "PASSWORD")) {
-                i += 1;
-                let mut depth = 0;
-                while let Some((t, _, _)) = toks.get(i) {
-                    i += 1;
-                    match t {
-                        Tok::Punct('(') => depth += 1,
-                        Tok::Punct(')') => {
-                            depth -= 1;
-                            if depth <= 0 {
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            } else {
-                i += 1;
+            if let Some((Tok::Str(s), _, _)) = toks.get(i + 1) {
+                m.using = Some(s.clone());
             }
+            i += 2;
         }
+        methods.push(m);
         if toks.get(i).is_some_and(|(t, _, _)| is_word(t, "OR")) {
             i += 1;
             continue;
         }
         break;
     }
-    if plugins.is_empty() {
-        plugins.push("mysql_native_password".into());
+    if methods.is_empty() {
+        return native();
     }
-    plugins
+    methods
+}
+
+/// Just the plugin names of [`auth_methods`].
+pub fn auth_plugins(show_create_user: &str) -> Vec<String> {
+    auth_methods(show_create_user)
+        .into_iter()
+        .map(|m| m.plugin)
+        .collect()
 }
 
 /// Plugins that store a password hash in the server's own tables.
@@ -296,50 +304,83 @@ fn stores_password(plugin: &str) -> bool {
     )
 }
 
-/// The statement that sets `account`'s password, keeping its authentication plugin.
+/// The statement that sets `account`'s password, keeping its authentication methods.
 ///
-/// - MariaDB: `SET PASSWORD FOR acct = '<hash>'` with the hash computed here for
-///   `mysql_native_password` and `ed25519` (the plaintext never reaches the server; MariaDB
-///   lets any user run this for their own account, unlike `ALTER USER`), and
-///   `= PASSWORD('…')` for other password plugins and chains (`VIA a OR b`), which MariaDB
-///   then hashes for every method.
+/// - MariaDB, one method: `SET PASSWORD FOR acct = '<hash>'` with the hash computed here
+///   for `mysql_native_password` and `ed25519` (the plaintext never reaches the server;
+///   MariaDB lets any user run this for their own account, unlike `ALTER USER`), and
+///   `= PASSWORD('…')` for other password plugins.
+/// - MariaDB, several methods that all store passwords: `SET PASSWORD … = PASSWORD('…')`,
+///   which MariaDB hashes for each method.
+/// - MariaDB, methods mixing password and other plugins (`unix_socket OR ed25519`): `SET
+///   PASSWORD` is refused there, so `ALTER USER acct IDENTIFIED VIA …` restates every method,
+///   the others with their own `USING` strings (needs the `CREATE USER` privilege).
 /// - MySQL ≥ 5.7.6: `ALTER USER acct IDENTIFIED WITH <plugin> BY '…'`, naming the plugin
 ///   so that it never changes (e.g. `caching_sha2_password` on MySQL 8).
 /// - Older MySQL: `SET PASSWORD FOR acct = PASSWORD('…')`.
 pub fn set_password_statement(
     flavor: Flavor,
     account: &str,
-    plugins: &[String],
+    methods: &[AuthMethod],
     password: &SecretString,
     mode: Backslash,
 ) -> Result<Zeroizing<String>, TargetError> {
-    let usable: Vec<&String> = plugins.iter().filter(|p| stores_password(p)).collect();
-    let Some(first) = usable.first() else {
+    let Some(first) = methods.iter().find(|m| stores_password(&m.plugin)) else {
         return Err(TargetError::Misconfigured(format!(
             "account {account} authenticates with {} only, which has no password for keyroll \
              to rotate",
-            plugins.join(" OR ")
+            methods
+                .iter()
+                .map(|m| m.plugin.as_str())
+                .collect::<Vec<_>>()
+                .join(" OR ")
         )));
     };
     let lit = |s: &str| string_literal(s, mode);
+    let all_passwords = methods.iter().all(|m| stores_password(&m.plugin));
     Ok(match flavor {
-        Flavor::Mariadb { .. } if plugins.len() == 1 && first.as_str() == "ed25519" => {
-            let hash = ed25519_password_hash(password);
-            Zeroizing::new(format!("SET PASSWORD FOR {account} = {}", *lit(&hash)?))
+        Flavor::Mariadb { .. } if methods.len() == 1 => {
+            match hashed_using(&first.plugin, password, mode)? {
+                Some(hash) => Zeroizing::new(format!("SET PASSWORD FOR {account} = {}", *hash)),
+                None => Zeroizing::new(format!(
+                    "SET PASSWORD FOR {account} = PASSWORD({})",
+                    *lit(password.expose_secret())?
+                )),
+            }
         }
-        Flavor::Mariadb { .. }
-            if plugins.len() == 1 && matches!(first.as_str(), "mysql_native_password" | "") =>
-        {
-            let hash = native_password_hash(password);
-            Zeroizing::new(format!("SET PASSWORD FOR {account} = {}", *lit(&hash)?))
-        }
-        Flavor::Mariadb { .. } => Zeroizing::new(format!(
+        Flavor::Mariadb { .. } if all_passwords => Zeroizing::new(format!(
             "SET PASSWORD FOR {account} = PASSWORD({})",
             *lit(password.expose_secret())?
         )),
+        Flavor::Mariadb { .. } => {
+            let mut parts = Vec::new();
+            for m in methods {
+                let plugin = quote_ident(&m.plugin)?;
+                let part = if stores_password(&m.plugin) {
+                    match hashed_using(&m.plugin, password, mode)? {
+                        Some(hash) => Zeroizing::new(format!("{plugin} USING {}", *hash)),
+                        None => Zeroizing::new(format!(
+                            "{plugin} USING PASSWORD({})",
+                            *lit(password.expose_secret())?
+                        )),
+                    }
+                } else {
+                    match &m.using {
+                        Some(u) => Zeroizing::new(format!("{plugin} USING {}", *lit(u)?)),
+                        None => Zeroizing::new(plugin),
+                    }
+                };
+                parts.push(part);
+            }
+            let joined: Vec<&str> = parts.iter().map(|p| p.as_str()).collect();
+            Zeroizing::new(format!(
+                "ALTER USER {account} IDENTIFIED VIA {}",
+                joined.join(" OR ")
+            ))
+        }
         f @ Flavor::Mysql { .. } if f.at_least((5, 7, 6)) => Zeroizing::new(format!(
             "ALTER USER {account} IDENTIFIED WITH {} BY {}",
-            quote_ident(first)?,
+            quote_ident(&first.plugin)?,
             *lit(password.expose_secret())?
         )),
         Flavor::Mysql { .. } => Zeroizing::new(format!(
@@ -349,18 +390,33 @@ pub fn set_password_statement(
     })
 }
 
+/// The quoted hash MariaDB stores for `plugin`, when keyroll can compute it.
+fn hashed_using(
+    plugin: &str,
+    password: &SecretString,
+    mode: Backslash,
+) -> Result<Option<Zeroizing<String>>, TargetError> {
+    Ok(match plugin {
+        "ed25519" => Some(string_literal(&ed25519_password_hash(password), mode)?),
+        "mysql_native_password" | "" => {
+            Some(string_literal(&native_password_hash(password), mode)?)
+        }
+        _ => None,
+    })
+}
+
 /// `CREATE USER` for a new clone with the original's first password plugin.
 pub fn create_user_statement(
     flavor: Flavor,
     account: &str,
-    plugins: &[String],
+    methods: &[AuthMethod],
     password: &SecretString,
     mode: Backslash,
 ) -> Result<Zeroizing<String>, TargetError> {
-    let plugin = plugins
+    let plugin = methods
         .iter()
-        .find(|p| stores_password(p))
-        .map(String::as_str)
+        .find(|m| stores_password(&m.plugin))
+        .map(|m| m.plugin.as_str())
         .unwrap_or("mysql_native_password");
     let lit = |s: &str| string_literal(s, mode);
     Ok(match (flavor, plugin) {
@@ -496,10 +552,12 @@ impl Grant {
         })
     }
 
-    /// Whether the line only says the account exists (`GRANT USAGE ON *.*`).
+    /// Whether the line only says the account exists (`GRANT USAGE ON *.*` without
+    /// `GRANT OPTION`).
     pub fn is_usage_only(&self) -> bool {
         let toks: Vec<Tok> = lex(&self.head).into_iter().map(|t| t.0).collect();
         self.keyword == "TO"
+            && !self.grant_option
             && toks.len() == 6
             && is_word(&toks[1], "USAGE")
             && is_word(&toks[2], "ON")
@@ -660,6 +718,16 @@ mod tests {
         );
     }
 
+    fn m(plugins: &[&str]) -> Vec<AuthMethod> {
+        plugins
+            .iter()
+            .map(|p| AuthMethod {
+                plugin: p.to_string(),
+                using: None,
+            })
+            .collect()
+    }
+
     #[test]
     fn mariadb_password_statements_send_hashes() {
         let f = Flavor::Mariadb {
@@ -667,7 +735,7 @@ mod tests {
             minor: 11,
         };
         let a = account("o'brien", "%").unwrap();
-        let s = set_password_statement(f, &a, &["ed25519".into()], &pw("pw1"), Backslash::Escapes)
+        let s = set_password_statement(f, &a, &m(&["ed25519"]), &pw("pw1"), Backslash::Escapes)
             .unwrap();
         assert_eq!(
             *s,
@@ -676,7 +744,7 @@ mod tests {
         let s = set_password_statement(
             f,
             &a,
-            &["mysql_native_password".into()],
+            &m(&["mysql_native_password"]),
             &pw("pw1"),
             Backslash::Literal,
         )
@@ -685,14 +753,32 @@ mod tests {
             *s,
             "SET PASSWORD FOR `o'brien`@`%` = '*2B602296A79E0A8784ACC5C88D92E46588CCA3C3'"
         );
-        let chain = ["unix_socket".to_string(), "ed25519".to_string()];
-        let s = set_password_statement(f, &a, &chain, &pw("p'w\\"), Backslash::Literal).unwrap();
+        // Several password methods: MariaDB hashes PASSWORD('…') for each.
+        let both = m(&["mysql_native_password", "ed25519"]);
+        let s = set_password_statement(f, &a, &both, &pw("p'w\\"), Backslash::Literal).unwrap();
         assert_eq!(*s, "SET PASSWORD FOR `o'brien`@`%` = PASSWORD('p''w\\')");
-        let e =
-            set_password_statement(f, &a, &["unix_socket".into()], &pw("x"), Backslash::Literal)
-                .unwrap_err();
+        let s = set_password_statement(f, &a, &both, &pw("p'w\\"), Backslash::Escapes).unwrap();
+        assert_eq!(*s, "SET PASSWORD FOR `o'brien`@`%` = PASSWORD('p''w\\\\')");
+        // A method without a password (SET PASSWORD is refused): every method restated.
+        let mut mixed = m(&["unix_socket", "ed25519", "pam"]);
+        mixed[2].using = Some("mariadb's".into());
+        let s = set_password_statement(f, &a, &mixed, &pw("pw1"), Backslash::Literal).unwrap();
+        assert_eq!(
+            *s,
+            "ALTER USER `o'brien`@`%` IDENTIFIED VIA `unix_socket` OR `ed25519` USING \
+             '9IaQu55QANbcP3OBku7SlJub/VL12GY9ElYo6ITP9WY' OR `pam` USING 'mariadb''s'"
+        );
+        let e = set_password_statement(f, &a, &m(&["unix_socket"]), &pw("x"), Backslash::Literal)
+            .unwrap_err();
         assert!(e.to_string().contains("unix_socket"));
-        let c = create_user_statement(f, &a, &chain, &pw("pw1"), Backslash::Escapes).unwrap();
+        let c = create_user_statement(
+            f,
+            &a,
+            &m(&["unix_socket", "ed25519"]),
+            &pw("pw1"),
+            Backslash::Escapes,
+        )
+        .unwrap();
         assert_eq!(
             *c,
             "CREATE USER `o'brien`@`%` IDENTIFIED VIA ed25519 USING '9IaQu55QANbcP3OBku7SlJub/VL12GY9ElYo6ITP9WY'"
@@ -715,7 +801,7 @@ mod tests {
         let s = set_password_statement(
             f,
             &a,
-            &["caching_sha2_password".into()],
+            &m(&["caching_sha2_password"]),
             &pw("a'b\\c"),
             Backslash::Escapes,
         )
@@ -727,7 +813,7 @@ mod tests {
         let s = set_password_statement(
             f,
             &a,
-            &["mysql_native_password".into()],
+            &m(&["mysql_native_password"]),
             &pw("a'b\\c"),
             Backslash::Literal,
         )
@@ -739,7 +825,7 @@ mod tests {
         let c = create_user_statement(
             f,
             &account("app_clone", "10.0.%").unwrap(),
-            &["caching_sha2_password".into()],
+            &m(&["caching_sha2_password"]),
             &pw("x"),
             Backslash::Escapes,
         )
@@ -756,7 +842,7 @@ mod tests {
         let s = set_password_statement(
             old,
             &a,
-            &["mysql_native_password".into()],
+            &m(&["mysql_native_password"]),
             &pw("x"),
             Backslash::Escapes,
         )
@@ -770,12 +856,22 @@ mod tests {
         let s = set_password_statement(
             s57,
             &a,
-            &["mysql_native_password".into()],
+            &m(&["mysql_native_password"]),
             &pw("x"),
             Backslash::Escapes,
         )
         .unwrap();
         assert!(s.starts_with("ALTER USER"));
+        // The plugin read from a MySQL 8 SHOW CREATE USER is the one named.
+        let methods = auth_methods(
+            "CREATE USER `app`@`%` IDENTIFIED WITH 'caching_sha2_password' AS '$A$005$x' REQUIRE NONE",
+        );
+        let s = set_password_statement(f, &a, &methods, &pw("x"), Backslash::Escapes).unwrap();
+        assert!(
+            s.contains("IDENTIFIED WITH `caching_sha2_password` BY 'x'"),
+            "{}",
+            *s
+        );
     }
 
     #[test]
