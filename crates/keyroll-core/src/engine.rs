@@ -97,7 +97,7 @@ pub async fn run_step(
     secret_id: &str,
     token: &str,
 ) -> Result<(), StepError> {
-    run_step_checked(store, target, step, secret_id, token, Check::Full).await
+    run_step_checked(store, target, step, secret_id, token, Check::Full, true).await
 }
 
 async fn run_step_checked(
@@ -107,13 +107,14 @@ async fn run_step_checked(
     secret_id: &str,
     token: &str,
     check: Check,
+    require_enabled: bool,
 ) -> Result<(), StepError> {
     let desc = store
         .describe_secret(SecretIdRequest {
             secret_id: secret_id.into(),
         })
         .await?;
-    if desc.rotation_enabled != Some(true) {
+    if require_enabled && desc.rotation_enabled != Some(true) {
         return Err(StepError::Invalid(format!(
             "Secret {} is not enabled for rotation.",
             desc.arn
@@ -220,6 +221,10 @@ pub struct RotateOptions {
     /// Discard a stale `AWSPENDING` version instead of resuming it. Only safe when the target
     /// never accepted that pending credential.
     pub discard_pending: bool,
+    /// Rotate even though the secret's `RotationEnabled` is not true. For drivers outside the
+    /// service that owns the rotation configuration (`keyroll rotate --store aws` against
+    /// real Secrets Manager, where enabling rotation means naming a Lambda function).
+    pub allow_rotation_disabled: bool,
 }
 
 /// Progress callbacks, e.g. for `keyroll rotate`'s per-step output.
@@ -279,7 +284,7 @@ pub async fn rotate(
     if desc.deleted_date.is_some() {
         return Err(SmError::marked_for_deletion().into());
     }
-    if desc.rotation_enabled != Some(true) {
+    if desc.rotation_enabled != Some(true) && !opts.allow_rotation_disabled {
         return Err(RotationError::NotEnabled {
             secret: desc.name.clone(),
         });
@@ -352,7 +357,16 @@ pub async fn rotate(
     for step in Step::ALL {
         observer.step_started(step);
         let t = Instant::now();
-        let result = run_step_checked(store, target, step, &arn, &token, check).await;
+        let result = run_step_checked(
+            store,
+            target,
+            step,
+            &arn,
+            &token,
+            check,
+            !opts.allow_rotation_disabled,
+        )
+        .await;
         let elapsed = t.elapsed();
         observer.step_finished(step, elapsed, result.as_ref().err());
         if let Err(error) = result {

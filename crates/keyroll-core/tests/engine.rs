@@ -264,6 +264,27 @@ async fn not_enabled_is_a_clear_error() {
     assert!(matches!(e, RotationError::NotEnabled { .. }));
 }
 
+/// A driver outside the service (keyroll rotate --store aws) may rotate a secret whose
+/// RotationEnabled is false; the Lambda entry point (`run_step`) still refuses.
+#[tokio::test]
+async fn allow_rotation_disabled_skips_only_the_orchestrators_check() {
+    let svc = memory_service();
+    let arn = create(&svc, "s", "v0").await;
+    let opts = RotateOptions {
+        allow_rotation_disabled: true,
+        ..Default::default()
+    };
+    let r = rotate(&svc, &CounterTarget::default(), &arn, &opts, &Silent)
+        .await
+        .unwrap();
+    assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), "v0-rotated-0");
+    assert_eq!(value(&svc, &arn, AWSPREVIOUS).await.unwrap(), "v0");
+    let e = run_step(&svc, &CounterTarget::default(), Step::Set, &arn, &r.version_id)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StepError::Invalid(_)), "{e}");
+}
+
 #[tokio::test]
 async fn discard_pending_starts_over() {
     let svc = memory_service();

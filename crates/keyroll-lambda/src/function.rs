@@ -1,0 +1,188 @@
+//! One invocation: read the event, run the step through the engine, log, emit metrics, and
+//! turn a failure into a Lambda diagnostic with a stable `errorType`.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use keyroll_core::engine::run_step;
+use keyroll_core::ports::Target;
+use keyroll_store::aws::{AwsOptions, AwsStore};
+use lambda_runtime::Diagnostic;
+use tokio::sync::OnceCell;
+
+use crate::event::RotationEvent;
+use crate::metrics::{StepRecord, emf_line};
+use crate::settings::Settings;
+use crate::store::EventStore;
+use crate::target::AutoTarget;
+
+/// A failed invocation: `error_type` is a stable class (`InvalidEvent`,
+/// `InvalidRotationState`, `AuthenticationFailed`, `Unreachable`, `StoreError`, ...), the
+/// message says what went wrong and never contains a secret value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error_type}: {message}")]
+pub struct InvokeError {
+    pub error_type: String,
+    pub message: String,
+}
+
+impl From<InvokeError> for Diagnostic {
+    fn from(e: InvokeError) -> Self {
+        Diagnostic {
+            error_type: e.error_type,
+            error_message: e.message,
+        }
+    }
+}
+
+type Sink = Arc<dyn Fn(String) + Send + Sync>;
+
+/// The rotation function. Connecting to Secrets Manager waits for the first event, so the
+/// runtime asks for work as soon as the process starts.
+pub struct Function {
+    settings: Settings,
+    store: OnceCell<AwsStore>,
+    metrics: Sink,
+}
+
+impl Function {
+    /// A function that connects to Secrets Manager (standard AWS configuration, with
+    /// `SECRETS_MANAGER_ENDPOINT` as the endpoint when set) on its first event, and writes
+    /// metrics to stdout.
+    pub fn new(settings: Settings) -> Self {
+        Function {
+            settings,
+            store: OnceCell::new(),
+            metrics: Arc::new(|line| println!("{line}")),
+        }
+    }
+
+    /// A function over a store built by the caller.
+    pub fn with_store(settings: Settings, store: AwsStore) -> Self {
+        let f = Function::new(settings);
+        // A fresh cell cannot be full.
+        let _ = f.store.set(store);
+        f
+    }
+
+    /// Sends each EMF line to `sink` instead of stdout.
+    pub fn with_metrics_sink(mut self, sink: impl Fn(String) + Send + Sync + 'static) -> Self {
+        self.metrics = Arc::new(sink);
+        self
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The store, connected on first use.
+    pub async fn store(&self) -> &AwsStore {
+        self.store
+            .get_or_init(|| {
+                AwsStore::connect(AwsOptions {
+                    region: None,
+                    endpoint_url: self.settings.endpoint_url.clone(),
+                })
+            })
+            .await
+    }
+
+    /// A fresh target for one event (resolved from the secret when a step needs it).
+    pub fn target(&self) -> AutoTarget {
+        AutoTarget::new(self.settings.target.clone())
+    }
+
+    /// Handles one event. Success answers `null`, like AWS's functions.
+    pub async fn invoke(&self, payload: &serde_json::Value) -> Result<serde_json::Value, InvokeError> {
+        let target = self.target();
+        self.invoke_with_target(payload, &target).await
+    }
+
+    /// Handles one event with a given target (tests wrap [`Function::target`] to inject
+    /// failures).
+    pub async fn invoke_with_target(
+        &self,
+        payload: &serde_json::Value,
+        target: &dyn Target,
+    ) -> Result<serde_json::Value, InvokeError> {
+        let event = RotationEvent::from_json(payload).map_err(|e| {
+            tracing::error!(error_type = "InvalidEvent", error = %e, "event refused");
+            InvokeError {
+                error_type: "InvalidEvent".into(),
+                message: e.to_string(),
+            }
+        })?;
+        let store = self.store().await;
+        let view = EventStore::new(
+            store,
+            event.rotation_token.as_deref(),
+            &self.settings.password,
+        );
+        tracing::info!(
+            secret = %event.secret_id,
+            step = %event.step,
+            token = %event.client_request_token,
+            "rotation step started"
+        );
+        let started = Instant::now();
+        let result = run_step(
+            &view,
+            target,
+            event.step,
+            &event.secret_id,
+            &event.client_request_token,
+        )
+        .await;
+        let duration = started.elapsed();
+        let error_type = result.as_ref().err().map(|e| e.class());
+        (self.metrics)(emf_line(
+            &self.settings.metrics_namespace,
+            now_ms(),
+            &StepRecord {
+                step: event.step,
+                secret_id: &event.secret_id,
+                token: &event.client_request_token,
+                target: target.name(),
+                duration,
+                error_type,
+            },
+        ));
+        let ms = duration.as_secs_f64() * 1e3;
+        match result {
+            Ok(()) => {
+                tracing::info!(
+                    secret = %event.secret_id,
+                    step = %event.step,
+                    token = %event.client_request_token,
+                    target = target.name(),
+                    duration_ms = ms,
+                    "rotation step succeeded"
+                );
+                Ok(serde_json::Value::Null)
+            }
+            Err(e) => {
+                let class = e.class();
+                tracing::error!(
+                    secret = %event.secret_id,
+                    step = %event.step,
+                    token = %event.client_request_token,
+                    target = target.name(),
+                    duration_ms = ms,
+                    error_type = class,
+                    error = %e,
+                    "rotation step failed"
+                );
+                Err(InvokeError {
+                    error_type: class.to_string(),
+                    message: format!("{}: {e}", event.step),
+                })
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,35 @@
+//! # keyroll-lambda
+//!
+//! keyroll's rotation engine as an AWS Lambda rotation function: a drop-in for AWS's
+//! `SecretsManagerRDS*Rotation*` Python functions, run by Secrets Manager with the four step
+//! events, on the `provided.al2023` runtime (the binary is `bootstrap`).
+//!
+//! # Layout
+//!
+//! - [`event`]: the event Secrets Manager sends ([`RotationEvent`]: `Step`, `SecretId`,
+//!   `ClientRequestToken`, optional `RotationToken`).
+//! - [`settings`]: the function's environment variables, named like AWS's functions
+//!   (`SECRETS_MANAGER_ENDPOINT`, `PASSWORD_LENGTH`, `EXCLUDE_CHARACTERS`, ...).
+//! - [`store`]: the Secrets Manager view one event works through: `RotationToken` passed on
+//!   to `PutSecretValue`, password settings applied to `GetRandomPassword`.
+//! - [`target`]: the target, picked from the secret's `engine` when a step first needs it.
+//! - [`metrics`]: CloudWatch Embedded Metric Format records (outcome, duration per step).
+//! - [`function`]: [`Function::invoke`], what `bootstrap` runs for each event; errors become
+//!   Lambda diagnostics whose `errorType` is the stable error class.
+//!
+//! The entry validation is [`keyroll_core::engine::run_step`]'s, which is that of AWS's
+//! rotation-function template: rotation enabled; the token is a version of the secret; a
+//! token already `AWSCURRENT` means there is nothing to do; otherwise it must be `AWSPENDING`.
+//!
+//! No secret value is ever written to a log line, an error, a metric or a panic message.
+
+pub mod event;
+pub mod function;
+pub mod metrics;
+pub mod settings;
+pub mod store;
+pub mod target;
+
+pub use event::RotationEvent;
+pub use function::{Function, InvokeError};
+pub use settings::{PasswordSettings, Settings, SettingsError};
