@@ -279,6 +279,13 @@ impl Index {
             .collect()
     }
 
+    /// Regions holding at least one secret, sorted.
+    pub fn regions(&self) -> Vec<String> {
+        let mut r: Vec<String> = self.names.keys().cloned().collect();
+        r.sort();
+        r
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -242,16 +242,7 @@ impl EmbeddedStore {
             }),
             index: RwLock::new(Index::new()),
         };
-        inner.sync().map_err(|e| match e {
-            LoadError::Sql(source) => StoreError::Sqlite {
-                path: inner.db.clone(),
-                source,
-            },
-            LoadError::Damaged { arn, detail } => StoreError::NotAKeyrollDatabase {
-                path: inner.db.clone(),
-                detail: format!("the record of {arn} is damaged: {detail}"),
-            },
-        })?;
+        inner.sync().map_err(|e| inner.open_error(e))?;
         tracing::debug!(
             data_dir = %inner.dir.display(),
             secrets = read(&inner.index).len(),
@@ -273,23 +264,10 @@ impl EmbeddedStore {
         })
     }
 
-    /// Regions holding at least one secret, sorted.
+    /// Regions holding at least one secret, sorted (as committed by any process).
     pub fn regions(&self) -> Result<Vec<String>, StoreError> {
-        let probe = lock(&self.inner.probe);
-        let sql = |source| StoreError::Sqlite {
-            path: self.inner.db.clone(),
-            source,
-        };
-        let mut st = probe
-            .conn
-            .prepare_cached("SELECT DISTINCT region FROM secrets ORDER BY region")
-            .map_err(sql)?;
-        let regions = st
-            .query_map([], |r| r.get(0))
-            .map_err(sql)?
-            .collect::<rusqlite::Result<Vec<String>>>()
-            .map_err(sql)?;
-        Ok(regions)
+        self.inner.sync().map_err(|e| self.inner.open_error(e))?;
+        Ok(read(&self.inner.index).regions())
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -323,6 +301,19 @@ impl Inner {
         write(&self.index).apply_snapshot(snap);
         probe.data_version = Some(dv);
         Ok(())
+    }
+
+    fn open_error(&self, e: LoadError) -> StoreError {
+        match e {
+            LoadError::Sql(source) => StoreError::Sqlite {
+                path: self.db.clone(),
+                source,
+            },
+            LoadError::Damaged { arn, detail } => StoreError::NotAKeyrollDatabase {
+                path: self.db.clone(),
+                detail: format!("the record of {arn} is damaged: {detail}"),
+            },
+        }
     }
 
     fn load_error(&self, e: LoadError) -> SmError {
