@@ -1,0 +1,98 @@
+variable "secret_arn" {
+  description = "Full ARN (with the 6-character suffix) of the secret to rotate."
+  type        = string
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", var.secret_arn))
+    error_message = "secret_arn must be a full Secrets Manager secret ARN."
+  }
+}
+
+variable "master_secret_arn" {
+  description = "Alternating users only: full ARN of the master secret named by the secret's masterarn (read-only for the function). Null for single user."
+  type        = string
+  default     = null
+}
+
+variable "kms_key_arn" {
+  description = "ARN of the customer managed KMS key encrypting the secret(s); null when they use aws/secretsmanager."
+  type        = string
+  default     = null
+}
+
+variable "package_zip" {
+  description = "Path of the zip built by scripts/package-lambda."
+  type        = string
+  default     = "../../target/lambda-package/bootstrap.zip"
+}
+
+variable "function_name" {
+  type    = string
+  default = "keyroll-rotation"
+}
+
+variable "architecture" {
+  description = "x86_64 or arm64; must match the package (scripts/package-lambda --arch)."
+  type        = string
+  default     = "x86_64"
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.architecture)
+    error_message = "architecture must be x86_64 or arm64."
+  }
+}
+
+variable "schedule_expression" {
+  description = "Secrets Manager schedule expression, e.g. rate(30 days) or cron(0 4 ? * SUN *)."
+  type        = string
+  default     = "rate(30 days)"
+}
+
+variable "rotation_window" {
+  description = "How long each rotation window lasts (Secrets Manager's Duration), e.g. 3h."
+  type        = string
+  default     = "3h"
+}
+
+variable "rotate_immediately" {
+  description = "Rotate once when the schedule is created or changed."
+  type        = bool
+  default     = true
+}
+
+variable "subnet_ids" {
+  description = "Private subnets to run the function in (the database's VPC); empty: no VPC. They need a route to Secrets Manager (VPC endpoint or NAT)."
+  type        = list(string)
+  default     = []
+}
+
+variable "security_group_ids" {
+  description = "Security groups of the function (egress to the database port and HTTPS)."
+  type        = list(string)
+  default     = []
+}
+
+variable "secrets_manager_endpoint" {
+  description = "Secrets Manager endpoint URL (e.g. a VPC endpoint); null: the regional endpoint."
+  type        = string
+  default     = null
+}
+
+variable "password_length" {
+  type    = number
+  default = 32
+}
+
+variable "exclude_characters" {
+  description = "Characters never used in generated passwords (PostgreSQL also excludes ':')."
+  type        = string
+  default     = "/@\"'\\"
+}
+
+variable "log_retention_days" {
+  type    = number
+  default = 90
+}
+
+variable "tags" {
+  type    = map(string)
+  default = {}
+}
