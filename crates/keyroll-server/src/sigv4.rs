@@ -154,7 +154,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// Parses `X-Amz-Date` (`20261122T040255Z`) or an RFC 1123 `Date`.
 fn request_time(headers: &HeaderMap) -> Result<(Timestamp, String), AuthError> {
     if let Some(d) = header_str(headers, "x-amz-date") {
-        let t = NaiveDateTime::parse_from_str(d, "%Y%m%dT%H%M%SZ").map_err(|_| {
+        let t = parse_basic(d).ok_or_else(|| {
             AuthError::Incomplete(format!(
                 "Date must be in ISO-8601 'basic format'. Got '{d}'. See \
                  http://en.wikipedia.org/wiki/ISO_8601"
@@ -179,6 +179,24 @@ fn request_time(headers: &HeaderMap) -> Result<(Timestamp, String), AuthError> {
         "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
             .into(),
     ))
+}
+
+/// `20261122T040255Z`, without a format-string parser (this runs on every request).
+fn parse_basic(d: &str) -> Option<NaiveDateTime> {
+    let b = d.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(4..6)?, num(6..8)?)?.and_hms_opt(
+        num(9..11)?,
+        num(11..13)?,
+        num(13..15)?,
+    )
 }
 
 fn fmt_basic(t: Timestamp) -> String {
@@ -738,6 +756,20 @@ mod tests {
             verify(&m, &u, &h, &b, &store, now).unwrap_err().aws_type(),
             "UnrecognizedClientException"
         );
+    }
+
+    #[test]
+    fn basic_dates() {
+        let t = parse_basic("20261122T040255Z").unwrap();
+        assert_eq!(t.to_string(), "2026-11-22 04:02:55");
+        for bad in [
+            "20261122T040255",
+            "2026-11-22T04:02:55Z",
+            "20261322T040255Z",
+            "2026112xT040255Z",
+        ] {
+            assert!(parse_basic(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]
