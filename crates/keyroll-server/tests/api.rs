@@ -912,6 +912,24 @@ async fn rotate_secret_with_the_builtin_function() {
         d.rotation_rules().unwrap().automatically_after_days(),
         Some(30)
     );
+    // The "days since last rotation" gauge.
+    let m = reqwest::get(format!("{}/metrics", t.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = m
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "keyroll_secret_seconds_since_last_rotation{region=\"us-east-1\",secret=\"gen\"}",
+            )
+        })
+        .expect("a rotation-age gauge for the secret");
+    let age: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((0.0..60.0).contains(&age), "{line}");
+    assert!(m.contains("keyroll_rotations_total{outcome=\"succeeded\"} 2"));
     // CancelRotateSecret turns rotation off.
     c.cancel_rotate_secret()
         .secret_id("gen")
@@ -1211,4 +1229,40 @@ async fn shutdown_waits_for_running_rotations() {
         .expect("the rotation's outcome was recorded");
     assert_eq!(status.state, keyroll_core::model::RotationState::Failed);
     assert!(status.message.unwrap().contains("slow failure"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_bounded() {
+    let mut config = keyroll_server::Config::default();
+    config.max_connections = 1;
+    let t = start_with(
+        config,
+        std::sync::Arc::new(keyroll_core::time::SystemClock),
+        None,
+    )
+    .await;
+    let addr = t.url.trim_start_matches("http://").to_string();
+    // One idle connection holds the only slot...
+    let held = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(500))
+        .build()
+        .unwrap();
+    assert!(
+        client
+            .get(format!("{}/health", t.url))
+            .send()
+            .await
+            .is_err(),
+        "a second connection was served"
+    );
+    // ...and once it closes, the next connection is served.
+    drop(held);
+    let ok = reqwest::Client::new()
+        .get(format!("{}/health", t.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
 }
