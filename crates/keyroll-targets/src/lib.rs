@@ -10,9 +10,14 @@
 //!   users), the secret format ([`database::DbSecret`]), TLS, connection statistics.
 //! - [`postgres`]: PostgreSQL and Aurora PostgreSQL (tokio-postgres, SCRAM verifiers).
 //! - [`mysql`]: MySQL, Aurora MySQL and MariaDB (mysql_async, `SHOW GRANTS` replay).
+//! - [`http`]: API keys held by an external HTTP API (rotate or set style).
+//! - `iam` (feature `aws`): IAM users' access keys.
 //! - [`resolve`]: picks the target for a secret from its `engine` field.
 
 pub mod database;
+pub mod http;
+#[cfg(feature = "aws")]
+pub mod iam;
 pub mod mysql;
 pub mod none;
 pub mod postgres;
@@ -42,6 +47,13 @@ pub struct TargetConfig {
     /// Characters to exclude instead of the engine default (`/@"'\`, plus `:` for
     /// PostgreSQL). A secret's `keyroll:exclude-characters` tag adds to these.
     pub exclude_characters: Option<String>,
+    /// The JSON fields a plain secret (engine none) regenerates when it has no
+    /// `keyroll:fields` tag. Default: `password`.
+    pub plain_fields: Option<Vec<String>>,
+    /// When an IAM user's deactivated previous key is deleted: `None` at the next rotation
+    /// (default), zero right away in finishSecret, else at the first rotation at least this
+    /// long after the last one. A secret's `keyroll:iam-delete-previous-after-days` tag wins.
+    pub iam_delete_previous_after: Option<Duration>,
 }
 
 impl Default for TargetConfig {
@@ -51,6 +63,8 @@ impl Default for TargetConfig {
             ca_bundle: None,
             password_length: None,
             exclude_characters: None,
+            plain_fields: None,
+            iam_delete_previous_after: None,
         }
     }
 }
@@ -69,16 +83,41 @@ pub fn resolve(
         .json_object()
         .and_then(|o| o.get("engine").and_then(|e| e.as_str().map(str::to_string)));
     match engine.as_deref() {
-        None => Ok(Arc::new(none::NoneTarget::new())),
+        None => Ok(Arc::new(none::NoneTarget::from_config(config))),
+        Some("http") => Ok(Arc::new(http::HttpTarget::new(config.clone()))),
+        Some("iam") => iam_target(desc, config),
         Some(e) => match Engine::parse(e).map(Engine::family) {
             Some(Family::Postgres) => Ok(Arc::new(postgres::PostgresTarget::new(config.clone()))),
             Some(Family::Mysql) => Ok(Arc::new(mysql::MysqlTarget::new(config.clone()))),
             None => Err(TargetError::Misconfigured(format!(
                 "secret {} has engine {e:?}, which keyroll cannot rotate; supported engines: \
-                 postgres, aurora-postgresql, mysql, aurora-mysql, mariadb, or none (omit the \
-                 field)",
+                 postgres, aurora-postgresql, mysql, aurora-mysql, mariadb, iam, http, or none \
+                 (omit the field)",
                 desc.name
             ))),
         },
     }
+}
+
+#[cfg(feature = "aws")]
+fn iam_target(
+    _desc: &DescribeSecretResponse,
+    config: &TargetConfig,
+) -> Result<SharedTarget, TargetError> {
+    Ok(Arc::new(iam::IamTarget::new(iam::IamOptions {
+        delete_previous_after: config.iam_delete_previous_after,
+        ..Default::default()
+    })))
+}
+
+#[cfg(not(feature = "aws"))]
+fn iam_target(
+    desc: &DescribeSecretResponse,
+    _config: &TargetConfig,
+) -> Result<SharedTarget, TargetError> {
+    Err(TargetError::Misconfigured(format!(
+        "secret {} has engine \"iam\", but this build of keyroll has no IAM support; build it \
+         with the `aws` feature of keyroll-targets",
+        desc.name
+    )))
 }
