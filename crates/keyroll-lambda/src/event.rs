@@ -31,7 +31,9 @@ pub struct RotationEvent {
 /// Why an event could not be understood.
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
-    #[error("the event is not a JSON object; expected {{\"Step\", \"SecretId\", \"ClientRequestToken\"}}")]
+    #[error(
+        "the event is not a JSON object; expected {{\"Step\", \"SecretId\", \"ClientRequestToken\"}}"
+    )]
     NotAnObject,
     #[error("the event has no {0} string")]
     Missing(&'static str),

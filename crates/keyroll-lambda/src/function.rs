@@ -93,7 +93,10 @@ impl Function {
     }
 
     /// Handles one event. Success answers `null`, like AWS's functions.
-    pub async fn invoke(&self, payload: &serde_json::Value) -> Result<serde_json::Value, InvokeError> {
+    pub async fn invoke(
+        &self,
+        payload: &serde_json::Value,
+    ) -> Result<serde_json::Value, InvokeError> {
         let target = self.target();
         self.invoke_with_target(payload, &target).await
     }

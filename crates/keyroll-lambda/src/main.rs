@@ -34,7 +34,9 @@ fn init_logging() -> Option<String> {
         Ok(spec) => match spec.parse::<Targets>() {
             Ok(t) => Some(t),
             Err(e) => {
-                problem = Some(format!("KEYROLL_LOG is not a valid filter ({e}); using the default"));
+                problem = Some(format!(
+                    "KEYROLL_LOG is not a valid filter ({e}); using the default"
+                ));
                 None
             }
         },
@@ -114,7 +116,10 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            report_init_error("Runtime.StartFailed", &format!("cannot start the async runtime: {e}"));
+            report_init_error(
+                "Runtime.StartFailed",
+                &format!("cannot start the async runtime: {e}"),
+            );
             return ExitCode::FAILURE;
         }
     };

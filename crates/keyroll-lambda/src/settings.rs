@@ -85,12 +85,17 @@ impl Settings {
 
     /// Reads settings through `get` (the environment, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let mut s = Settings::default();
-        s.endpoint_url = non_empty(&get, "SECRETS_MANAGER_ENDPOINT")?;
+        let mut s = Settings {
+            endpoint_url: non_empty(&get, "SECRETS_MANAGER_ENDPOINT")?,
+            ..Settings::default()
+        };
         if let Some(v) = get("PASSWORD_LENGTH") {
-            s.target.password_length =
-                Some(number(&v, "PASSWORD_LENGTH", 1, keyroll_core::password::MAX_LENGTH as u64)?
-                    as u32);
+            s.target.password_length = Some(number(
+                &v,
+                "PASSWORD_LENGTH",
+                1,
+                keyroll_core::password::MAX_LENGTH as u64,
+            )? as u32);
         }
         // An empty EXCLUDE_CHARACTERS is meaningful: exclude nothing.
         if let Some(v) = get("EXCLUDE_CHARACTERS") {
@@ -107,12 +112,8 @@ impl Settings {
             require_each_included_type: b("REQUIRE_EACH_INCLUDED_TYPE")?,
         };
         if let Some(v) = get("KEYROLL_CONNECT_TIMEOUT_MS") {
-            s.target.connect_timeout = Duration::from_millis(number(
-                &v,
-                "KEYROLL_CONNECT_TIMEOUT_MS",
-                1,
-                900_000,
-            )?);
+            s.target.connect_timeout =
+                Duration::from_millis(number(&v, "KEYROLL_CONNECT_TIMEOUT_MS", 1, 900_000)?);
         }
         if let Some(p) = non_empty(&get, "KEYROLL_CA_BUNDLE")? {
             let path = PathBuf::from(&p);

@@ -184,11 +184,18 @@ mod tests {
         };
         let r = store.password_request(req.clone());
         assert_eq!(r.exclude_numbers, Some(true));
-        assert_eq!(r.exclude_lowercase, Some(false), "unset switches keep the target's");
+        assert_eq!(
+            r.exclude_lowercase,
+            Some(false),
+            "unset switches keep the target's"
+        );
         assert_eq!(r.password_length, Some(64));
         let p = store.get_random_password(req).await.unwrap();
         let p = p.random_password.expose_secret().to_string();
         assert_eq!(p.len(), 64);
-        assert!(p.chars().all(|c| c.is_ascii_lowercase()), "only lowercase may remain");
+        assert!(
+            p.chars().all(|c| c.is_ascii_lowercase()),
+            "only lowercase may remain"
+        );
     }
 }

@@ -76,7 +76,10 @@ async fn rotate_with_every_event_twice(c: &mut Case, alternating: bool) {
         }
     }
     let stages = c.aws.stages(&c.arn).await;
-    assert!(stages[&token].contains(&"AWSCURRENT".to_string()), "{stages:?}");
+    assert!(
+        stages[&token].contains(&"AWSCURRENT".to_string()),
+        "{stages:?}"
+    );
     let after = c.current().await;
     assert!(c.db.logs_in(&after).await, "the new AWSCURRENT logs in");
     assert_ne!(after["password"], before["password"]);
@@ -85,10 +88,16 @@ async fn rotate_with_every_event_twice(c: &mut Case, alternating: bool) {
     assert_eq!(previous["password"], before["password"]);
     if alternating {
         assert_ne!(after["username"], before["username"], "users alternate");
-        assert!(c.db.logs_in(&before).await, "the previous user still logs in");
+        assert!(
+            c.db.logs_in(&before).await,
+            "the previous user still logs in"
+        );
     } else {
         assert_eq!(after["username"], before["username"]);
-        assert!(!c.db.logs_in(&before).await, "the old password no longer logs in");
+        assert!(
+            !c.db.logs_in(&before).await,
+            "the old password no longer logs in"
+        );
     }
     c.aws.complete(&c.arn, &token).await;
     c.remember_passwords().await;
@@ -123,10 +132,17 @@ async fn failure_at_each_step_keeps_current_working(c: &mut Case, alternating: b
                 }
             }
             // The service retries the same version: delivering the step again completes it.
-            assert_eq!(c.step(step, &token).await, Ok(Value::Null), "{failing}/{step}");
+            assert_eq!(
+                c.step(step, &token).await,
+                Ok(Value::Null),
+                "{failing}/{step}"
+            );
         }
         let current = c.current().await;
-        assert!(c.db.logs_in(&current).await, "after recovering from {failing}");
+        assert!(
+            c.db.logs_in(&current).await,
+            "after recovering from {failing}"
+        );
         c.aws.complete(&c.arn, &token).await;
         c.remember_passwords().await;
     }
@@ -185,13 +201,19 @@ fn check_metrics_and_sentinels(c: &Case) {
     // One first rotation + four recovered ones; each delivered finishSecret counts (the
     // duplicate delivery of the first rotation's finishSecret is a success too).
     assert!(succeeded >= 5, "{succeeded}");
-    assert!(docs.iter().any(|d| d["ErrorType"] == "Rejected" && d["RotationFailed"] == 1));
+    assert!(
+        docs.iter()
+            .any(|d| d["ErrorType"] == "Rejected" && d["RotationFailed"] == 1)
+    );
     for d in &docs {
         assert!(d["_aws"]["CloudWatchMetrics"][0]["Metrics"].is_array());
     }
     let everything = lines.join("\n");
     for p in &c.seen_passwords {
-        assert!(!everything.contains(p.as_str()), "a password appears in the metrics");
+        assert!(
+            !everything.contains(p.as_str()),
+            "a password appears in the metrics"
+        );
     }
 }
 

@@ -27,7 +27,14 @@ pub struct Aws {
     pub function_arn: String,
 }
 
-fn raw(port: u16, method: &str, path: &str, service: &str, ctype: &str, body: &str) -> (u16, String) {
+fn raw(
+    port: u16,
+    method: &str,
+    path: &str,
+    service: &str,
+    ctype: &str,
+    body: &str,
+) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to moto");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     // moto routes by the service named in the credential scope; it checks no signature.
@@ -45,7 +52,10 @@ fn raw(port: u16, method: &str, path: &str, service: &str, ctype: &str, body: &s
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let status = out.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -68,7 +78,9 @@ impl Aws {
             "/",
             "iam",
             "application/x-www-form-urlencoded",
-            &format!("Action=CreateRole&Version=2010-05-08&RoleName={FUNCTION}&AssumeRolePolicyDocument=%7B%7D"),
+            &format!(
+                "Action=CreateRole&Version=2010-05-08&RoleName={FUNCTION}&AssumeRolePolicyDocument=%7B%7D"
+            ),
         );
         assert_eq!(st, 200, "CreateRole: {body}");
         let (st, body) = raw(
@@ -146,7 +158,10 @@ impl Aws {
             .unwrap();
         let token = out.version_id().unwrap().to_string();
         let stages = self.stages(secret).await;
-        assert_eq!(stages.get(&token).map(Vec::as_slice), Some(&["AWSPENDING".to_string()][..]));
+        assert_eq!(
+            stages.get(&token).map(Vec::as_slice),
+            Some(&["AWSPENDING".to_string()][..])
+        );
         token
     }
 
@@ -225,7 +240,10 @@ impl Db {
     /// The administrator's secret (the master secret of alternating users).
     pub fn admin_secret(&self) -> Value {
         let (user, password) = match self {
-            Db::Postgres(s) => (s.superuser().to_string(), s.superuser_password().to_string()),
+            Db::Postgres(s) => (
+                s.superuser().to_string(),
+                s.superuser_password().to_string(),
+            ),
             Db::Mariadb(s) => (s.root_user().to_string(), s.root_password().to_string()),
         };
         self.secret(&user, &password)
@@ -259,9 +277,11 @@ impl Db {
             Db::Mariadb(_) => {
                 use mysql_async::prelude::Queryable;
                 let mut c = my_connect(&admin).await.unwrap();
-                c.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'"))
-                    .await
-                    .unwrap();
+                c.query_drop(format!(
+                    "CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'"
+                ))
+                .await
+                .unwrap();
                 c.disconnect().await.unwrap();
             }
         }
