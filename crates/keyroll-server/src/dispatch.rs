@@ -195,7 +195,7 @@ pub async fn handle<R: Regions>(
         }
         Operation::ListSecrets => {
             let req: ListSecretsRequest = parse(body)?;
-            json(&svc.list_secrets(req).await?)
+            json(&svc.list_secrets_page(&req)?)
         }
         Operation::ListSecretVersionIds => {
             let req: ListSecretVersionIdsRequest = parse(body)?;

@@ -1233,8 +1233,10 @@ async fn shutdown_waits_for_running_rotations() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_are_bounded() {
-    let mut config = keyroll_server::Config::default();
-    config.max_connections = 1;
+    let config = keyroll_server::Config {
+        max_connections: 1,
+        ..Default::default()
+    };
     let t = start_with(
         config,
         std::sync::Arc::new(keyroll_core::time::SystemClock),
