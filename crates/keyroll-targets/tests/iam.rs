@@ -1,0 +1,434 @@
+//! Target `iam` against moto's IAM and STS (one `moto_server` per test): full rotations with
+//! "never fewer than one working key" checked after every step, the retired key deactivated
+//! then deleted, a crash after `CreateAccessKey` that must not leak a key, a foreign key in
+//! use that must never be deleted, grace periods on an injected clock, and `testSecret`'s
+//! bounded retries on an injected sleeper.
+//!
+//! moto does not refuse inactive keys, so "works" here means: listed as `Active` for the
+//! user by IAM *and* accepted by STS `GetCallerIdentity` as that user.
+#![cfg(feature = "aws")]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_iam::types::StatusType;
+use keyroll_core::api::{CreateSecretRequest, GetSecretValueRequest, PutSecretValueRequest};
+use keyroll_core::engine::{RotateOptions, Silent, rotate, run_step};
+use keyroll_core::ids::Namespace;
+use keyroll_core::memory::MemoryBackend;
+use keyroll_core::model::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Step, Tag};
+use keyroll_core::ports::{RotationStore, SecretsApi, Target};
+use keyroll_core::service::SecretsService;
+use keyroll_core::testing::FlakyTarget;
+use keyroll_core::time::{ManualClock, Timestamp};
+use keyroll_targets::iam::{IamOptions, IamTarget, Sleeper};
+use keyroll_testkit::moto::MotoServer;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+const USER: &str = "ci-deployer";
+
+#[derive(Default)]
+struct RecordingSleeper(Mutex<Vec<Duration>>);
+
+#[async_trait]
+impl Sleeper for RecordingSleeper {
+    async fn sleep(&self, d: Duration) {
+        self.0.lock().unwrap().push(d);
+    }
+}
+
+type Svc = SecretsService<MemoryBackend>;
+
+struct Env {
+    _moto: MotoServer,
+    sdk: SdkConfig,
+    iam: aws_sdk_iam::Client,
+    svc: Svc,
+    clock: ManualClock,
+    arn: String,
+    sleeper: Arc<RecordingSleeper>,
+}
+
+async fn sdk_for(moto: &MotoServer) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(moto.endpoint())
+        .credentials_provider(aws_sdk_iam::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await
+}
+
+/// moto, an IAM user with one key, and a secret holding that key in a store on a manual
+/// clock.
+async fn env(tags: &[(&str, &str)]) -> Env {
+    let moto = MotoServer::start().expect("moto_server (scripts/test installs it)");
+    let sdk = sdk_for(&moto).await;
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    iam.create_user().user_name(USER).send().await.unwrap();
+    let k = iam
+        .create_access_key()
+        .user_name(USER)
+        .send()
+        .await
+        .unwrap();
+    let k = k.access_key().unwrap();
+    let clock = ManualClock::new(Timestamp::from_secs(1_800_000_000));
+    let svc = SecretsService::new(MemoryBackend::new(
+        Namespace::new("us-east-1", "000000000000"),
+        Arc::new(clock.clone()),
+    ));
+    let value = json!({
+        "engine": "iam",
+        "username": USER,
+        "accessKeyId": k.access_key_id(),
+        "secretAccessKey": k.secret_access_key(),
+        "note": "kept across rotations",
+    });
+    let arn = svc
+        .create_secret(CreateSecretRequest {
+            name: "iam/ci-deployer".into(),
+            client_request_token: Some(keyroll_core::ids::new_token()),
+            secret_string: Some(SecretString::from(value.to_string())),
+            tags: Some(
+                tags.iter()
+                    .map(|(k, v)| Tag {
+                        key: k.to_string(),
+                        value: v.to_string(),
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .arn;
+    svc.configure_rotation(&arn, Some("keyroll".into()), None)
+        .await
+        .unwrap();
+    Env {
+        _moto: moto,
+        sdk,
+        iam,
+        svc,
+        clock,
+        arn,
+        sleeper: Arc::new(RecordingSleeper::default()),
+    }
+}
+
+impl Env {
+    fn target(&self, options: IamOptions) -> IamTarget {
+        IamTarget::with_sdk_config(
+            self.sdk.clone(),
+            IamOptions {
+                clock: Arc::new(self.clock.clone()),
+                sleeper: self.sleeper.clone(),
+                ..options
+            },
+        )
+    }
+
+    async fn stage(&self, stage: &str) -> Option<Value> {
+        let r = self
+            .svc
+            .get_secret_value(GetSecretValueRequest {
+                secret_id: self.arn.clone(),
+                version_id: None,
+                version_stage: Some(stage.into()),
+            })
+            .await
+            .ok()?;
+        serde_json::from_str(r.secret_string?.expose_secret()).ok()
+    }
+
+    /// The user's keys: id → active.
+    async fn keys(&self) -> Vec<(String, bool)> {
+        let mut v: Vec<(String, bool)> = self
+            .iam
+            .list_access_keys()
+            .user_name(USER)
+            .send()
+            .await
+            .unwrap()
+            .access_key_metadata()
+            .iter()
+            .map(|m| {
+                (
+                    m.access_key_id().unwrap().to_string(),
+                    m.status() == Some(&StatusType::Active),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Whether a key pair works (see the module documentation).
+    async fn works(&self, id: &str, secret: &str) -> bool {
+        if !self
+            .keys()
+            .await
+            .iter()
+            .any(|(k, active)| k == id && *active)
+        {
+            return false;
+        }
+        let conf = aws_sdk_sts::config::Builder::from(&self.sdk)
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                id, secret, None, None, "check",
+            ))
+            .build();
+        match aws_sdk_sts::Client::from_conf(conf)
+            .get_caller_identity()
+            .send()
+            .await
+        {
+            Ok(out) => out
+                .arn()
+                .unwrap_or_default()
+                .ends_with(&format!(":user/{USER}")),
+            Err(_) => false,
+        }
+    }
+
+    async fn stage_works(&self, stage: &str) -> bool {
+        match self.stage(stage).await {
+            Some(v) => {
+                self.works(
+                    v["accessKeyId"].as_str().unwrap(),
+                    v["secretAccessKey"].as_str().unwrap(),
+                )
+                .await
+            }
+            None => false,
+        }
+    }
+
+    /// The four steps one by one, as the service runs them, with the invariant checked
+    /// before the first and after each.
+    async fn rotate_stepwise(&self, target: &dyn Target) {
+        let token = keyroll_core::ids::new_token();
+        self.svc.begin_rotation(&self.arn, &token).await.unwrap();
+        assert!(
+            self.stage_works(AWSCURRENT).await,
+            "AWSCURRENT works before createSecret"
+        );
+        for step in Step::ALL {
+            run_step(&self.svc, target, step, &self.arn, &token)
+                .await
+                .unwrap();
+            assert!(
+                self.stage_works(AWSCURRENT).await,
+                "AWSCURRENT works after {step}"
+            );
+            assert!(
+                self.keys().await.iter().any(|(_, active)| *active),
+                "at least one active key after {step}"
+            );
+        }
+        self.svc.complete_rotation(&self.arn, &token).await.unwrap();
+    }
+
+    fn key_id(v: &Value) -> String {
+        v["accessKeyId"].as_str().unwrap().to_string()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_rotations_deactivate_then_delete_the_old_key_and_never_lock_out() {
+    let e = env(&[]).await;
+    let t = e.target(IamOptions::default());
+    let k0 = Env::key_id(&e.stage(AWSCURRENT).await.unwrap());
+
+    e.rotate_stepwise(&t).await;
+    let cur = e.stage(AWSCURRENT).await.unwrap();
+    let k1 = Env::key_id(&cur);
+    assert_ne!(k1, k0);
+    assert_eq!(cur["note"], "kept across rotations");
+    assert_eq!(Env::key_id(&e.stage(AWSPREVIOUS).await.unwrap()), k0);
+    let mut want = vec![(k0.clone(), false), (k1.clone(), true)];
+    want.sort();
+    assert_eq!(
+        e.keys().await,
+        want,
+        "the old key is deactivated, not yet deleted"
+    );
+    assert!(!e.stage_works(AWSPREVIOUS).await);
+
+    e.clock.advance_days(90);
+    e.rotate_stepwise(&t).await;
+    let k2 = Env::key_id(&e.stage(AWSCURRENT).await.unwrap());
+    let mut want = vec![(k1.clone(), false), (k2.clone(), true)];
+    want.sort();
+    assert_eq!(
+        e.keys().await,
+        want,
+        "k0 deleted at this rotation, k1 deactivated"
+    );
+    // The whole rotation again through the orchestrator.
+    e.clock.advance_days(90);
+    rotate(&e.svc, &t, &e.arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap();
+    assert!(e.stage_works(AWSCURRENT).await);
+    assert_eq!(e.keys().await.len(), 2);
+    assert!(
+        e.sleeper.0.lock().unwrap().is_empty(),
+        "moto accepts new keys at once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_create_access_key_leaks_no_key() {
+    let e = env(&[]).await;
+    let t = FlakyTarget::new(e.target(IamOptions::default()));
+    let k0 = Env::key_id(&e.stage(AWSCURRENT).await.unwrap());
+    // CreateAccessKey ran, then the process "died" before PutSecretValue.
+    t.fail_after(Step::Create, 1);
+    rotate(&e.svc, &t, &e.arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap_err();
+    assert!(e.stage(AWSPENDING).await.is_none());
+    let keys = e.keys().await;
+    assert_eq!(keys.len(), 2, "the orphan exists: {keys:?}");
+    let orphan = keys.iter().find(|(k, _)| k != &k0).unwrap().0.clone();
+    assert!(e.stage_works(AWSCURRENT).await);
+
+    // The retry removes the never-used orphan and completes with a fresh key.
+    rotate(&e.svc, &t, &e.arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap();
+    let k1 = Env::key_id(&e.stage(AWSCURRENT).await.unwrap());
+    assert_ne!(k1, orphan);
+    let mut want = vec![(k0, false), (k1, true)];
+    want.sort();
+    assert_eq!(e.keys().await, want, "orphan {orphan} deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_key_in_use_is_never_deleted() {
+    let e = env(&[]).await;
+    // Someone else's key for the same user, in use.
+    let other = e
+        .iam
+        .create_access_key()
+        .user_name(USER)
+        .send()
+        .await
+        .unwrap();
+    let other = other.access_key().unwrap();
+    assert!(
+        e.works(other.access_key_id(), other.secret_access_key())
+            .await
+    );
+    let before = e.stage(AWSCURRENT).await.unwrap();
+
+    let t = e.target(IamOptions::default());
+    let err = rotate(&e.svc, &t, &e.arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap_err();
+    assert_eq!(err.failed_step(), Some(Step::Create));
+    assert_eq!(err.class(), "Rejected");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(other.access_key_id()) && msg.contains("already holds two access keys"),
+        "{msg}"
+    );
+    assert!(!msg.contains(other.secret_access_key()));
+    assert!(!msg.contains(before["secretAccessKey"].as_str().unwrap()));
+    assert_eq!(e.stage(AWSCURRENT).await.unwrap(), before);
+    assert!(
+        e.keys().await.iter().all(|(_, active)| *active),
+        "nothing deactivated"
+    );
+    assert!(e.stage_works(AWSCURRENT).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grace_periods_on_an_injected_clock() {
+    // Tag 0: the previous key is deleted right after its deactivation.
+    let e = env(&[("keyroll:iam-delete-previous-after-days", "0")]).await;
+    let t = e.target(IamOptions::default());
+    e.rotate_stepwise(&t).await;
+    let k1 = Env::key_id(&e.stage(AWSCURRENT).await.unwrap());
+    assert_eq!(e.keys().await, [(k1, true)]);
+    drop(e);
+
+    // Seven days: the next rotation waits until the previous key's grace period is over.
+    let e = env(&[]).await;
+    let t = e.target(IamOptions {
+        delete_previous_after: Some(Duration::from_secs(7 * 86_400)),
+        ..Default::default()
+    });
+    e.rotate_stepwise(&t).await;
+    let k1 = Env::key_id(&e.stage(AWSCURRENT).await.unwrap());
+    e.clock.advance_days(3);
+    let err = rotate(&e.svc, &t, &e.arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("grace period keeps until"),
+        "{err}"
+    );
+    assert_eq!(Env::key_id(&e.stage(AWSCURRENT).await.unwrap()), k1);
+    assert!(e.stage_works(AWSCURRENT).await);
+    e.clock.advance_days(5);
+    rotate(&e.svc, &t, &e.arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap();
+    let k2 = Env::key_id(&e.stage(AWSCURRENT).await.unwrap());
+    let mut want = vec![(k1, false), (k2, true)];
+    want.sort();
+    assert_eq!(e.keys().await, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_secret_retries_within_a_bound_then_fails_leaving_awscurrent() {
+    let e = env(&[]).await;
+    let t = e.target(IamOptions {
+        test_timeout: Duration::from_secs(20),
+        test_initial_delay: Duration::from_secs(1),
+        ..Default::default()
+    });
+    let before = e.stage(AWSCURRENT).await.unwrap();
+    // A pending version whose key IAM never issued.
+    let token = keyroll_core::ids::new_token();
+    e.svc.begin_rotation(&e.arn, &token).await.unwrap();
+    let mut bogus = before.clone();
+    bogus["accessKeyId"] = json!("AKIAIOSFODNN7NOTREAL");
+    bogus["secretAccessKey"] = json!("not-a-real-secret-key-value");
+    e.svc
+        .put_secret_value(PutSecretValueRequest {
+            secret_id: e.arn.clone(),
+            client_request_token: Some(token.clone()),
+            secret_string: Some(SecretString::from(bogus.to_string())),
+            secret_binary: None,
+            version_stages: Some(vec![AWSPENDING.into()]),
+            rotation_token: None,
+        })
+        .await
+        .unwrap();
+    let err = run_step(&e.svc, &t, Step::Test, &e.arn, &token)
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), "TestFailed");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("AKIAIOSFODNN7NOTREAL") && msg.contains("not to user"),
+        "{msg}"
+    );
+    assert!(!msg.contains("not-a-real-secret-key-value"));
+    let delays = e.sleeper.0.lock().unwrap().clone();
+    assert_eq!(
+        delays,
+        [1, 2, 4, 8, 10].map(Duration::from_secs),
+        "growing delays, capped at 10 s, until 20 s were spent"
+    );
+    assert_eq!(e.stage(AWSCURRENT).await.unwrap(), before);
+    assert!(e.stage_works(AWSCURRENT).await);
+}
