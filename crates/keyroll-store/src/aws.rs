@@ -200,6 +200,12 @@ fn string_in(s: Option<SecretString>) -> Option<String> {
     s.map(|s| s.expose_secret().to_string())
 }
 
+/// A pagination token; an empty one means the last page (moto sends `""` where AWS sends
+/// nothing, and a caller that followed it would loop forever).
+fn page_token(t: Option<&str>) -> Option<String> {
+    t.filter(|t| !t.is_empty()).map(str::to_string)
+}
+
 fn i32_param(name: &str, v: Option<i64>) -> Result<Option<i32>, SmError> {
     v.map(|n| {
         i32::try_from(n).map_err(|_| SmError::InvalidParameter(format!("{name} is out of range.")))
@@ -429,7 +435,7 @@ impl SecretsApi for AwsStore {
             .collect();
         Ok(ListSecretsResponse {
             secret_list,
-            next_token: out.next_token().map(str::to_string),
+            next_token: page_token(out.next_token()),
         })
     }
 
@@ -460,7 +466,7 @@ impl SecretsApi for AwsStore {
             .collect();
         Ok(ListSecretVersionIdsResponse {
             versions,
-            next_token: out.next_token().map(str::to_string),
+            next_token: page_token(out.next_token()),
             arn: require("ListSecretVersionIds", "ARN", out.arn())?,
             name: require("ListSecretVersionIds", "Name", out.name())?,
         })
@@ -670,6 +676,13 @@ mod tests {
     fn dates_keep_milliseconds() {
         let d = DateTime::from_millis(1_700_000_000_123);
         assert_eq!(ts(&d), Timestamp::from_millis(1_700_000_000_123));
+    }
+
+    #[test]
+    fn an_empty_page_token_is_the_last_page() {
+        assert_eq!(page_token(Some("")), None);
+        assert_eq!(page_token(None), None);
+        assert_eq!(page_token(Some("abc")).as_deref(), Some("abc"));
     }
 
     #[test]
