@@ -4,8 +4,9 @@
 //! - `secret`: the Secrets Manager API from the command line (`keyroll secret ...`).
 //! - `rotate`: one rotation with per-step progress (`keyroll rotate`).
 //! - `input` / `output`: aws-CLI-style arguments and JSON/table output.
-//! - `store`: opening the embedded store.
+//! - `store`: opening the embedded store; `aws`: `--store aws` (AWS Secrets Manager).
 
+mod aws;
 mod input;
 mod output;
 mod rotate;
@@ -58,6 +59,16 @@ struct Cli {
         default_value = "./keyroll-data"
     )]
     data_dir: PathBuf,
+    /// Where secrets live: `embedded` (DATA_DIR) or `aws` (AWS Secrets Manager, with the
+    /// standard AWS credentials, region and endpoint configuration; AWS_ENDPOINT_URL honoured).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "KEYROLL_STORE",
+        default_value_t = store::StoreKind::Embedded
+    )]
+    store: store::StoreKind,
     /// The AWS region namespace to work in (also $AWS_DEFAULT_REGION).
     #[arg(long, global = true, env = "AWS_REGION")]
     region: Option<String>,
@@ -196,6 +207,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ExitCodes => {
             println!("{EXIT_CODES}");
             Ok(())
+        }
+        Command::Secret(cmd) if cli.store == store::StoreKind::Aws => {
+            aws::secret(cmd, cli.region.clone(), cli.output).await
+        }
+        Command::Rotate(args) if cli.store == store::StoreKind::Aws => {
+            aws::rotate(args, cli.region.clone(), cli.output).await
         }
         Command::Secret(cmd) => {
             let store = if cmd.needs_store() {

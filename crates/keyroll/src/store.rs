@@ -3,6 +3,15 @@
 use keyroll_store::embedded::{EmbeddedStore, MasterKeySource, OpenOptions};
 use std::path::Path;
 
+/// Which store `keyroll secret` and `keyroll rotate` work on (`--store`, `KEYROLL_STORE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// The embedded encrypted store in DATA_DIR.
+    Embedded,
+    /// AWS Secrets Manager.
+    Aws,
+}
+
 /// Opens one region of the embedded store in `data_dir`. Read-only commands refuse to create
 /// a data directory that does not exist yet.
 pub fn open_embedded(
