@@ -7,6 +7,9 @@
 #   every var.X used is declared. `terraform validate` needs the AWS provider from HashiCorp's
 #   registry, which this machine cannot reach; it runs when a terraform with a usable plugin
 #   cache is on PATH (KEYROLL_TERRAFORM_VALIDATE=1).
+# - KEYROLL_PACKAGE_LAMBDA=1 also runs scripts/package-lambda (release build with cargo-lambda
+#   and zig, glibc <= 2.34 check, zip size). It is off by default: a cold build takes 10+
+#   minutes on the project's 2-core machines.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -175,4 +178,8 @@ PY
 
 if [ "${KEYROLL_TERRAFORM_VALIDATE:-0}" = 1 ]; then
   (cd deploy/terraform && terraform init -backend=false -input=false >/dev/null && terraform validate)
+fi
+
+if [ "${KEYROLL_PACKAGE_LAMBDA:-0}" = 1 ]; then
+  scripts/package-lambda
 fi
