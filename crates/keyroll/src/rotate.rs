@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use keyroll_core::api::{GetSecretValueRequest, SecretIdRequest};
-use keyroll_core::engine::{RotateOptions, RotationObserver, StepError, rotate};
+use keyroll_core::engine::{RotateOptions, RotationError, RotationObserver, StepError, rotate};
 use keyroll_core::model::{AWSCURRENT, Step};
 use keyroll_core::ports::{RotationStore, VersionedValue};
 use keyroll_core::rotators;
@@ -63,6 +63,13 @@ pub struct RotateArgs {
     /// for PostgreSQL).
     #[arg(long)]
     pub exclude_characters: Option<String>,
+    /// keyroll.toml whose `[notify]` section says where RotationSucceeded / RotationFailed
+    /// notifications go (webhooks, e-mail, SNS); `KEYROLL_NOTIFY_*` variables add channels.
+    #[arg(long, value_name = "FILE", env = "KEYROLL_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+    /// Send no notification for this run.
+    #[arg(long)]
+    pub no_notify: bool,
 }
 
 impl RotateArgs {
@@ -78,8 +85,71 @@ impl RotateArgs {
             ca_bundle: self.ca_bundle.clone(),
             password_length: self.password_length,
             exclude_characters: self.exclude_characters.clone(),
+            ..Default::default()
         })
     }
+
+    /// The notifier: the `[notify]` section of `--config` (or `$KEYROLL_CONFIG`), plus the
+    /// `KEYROLL_NOTIFY_*` environment variables; none with `--no-notify`.
+    pub fn notifier(&self) -> anyhow::Result<keyroll_notify::Notifier> {
+        if self.no_notify {
+            return Ok(keyroll_notify::Notifier::disabled());
+        }
+        let usage = |e: keyroll_notify::NotifyConfigError| crate::UsageError(e.to_string());
+        let config = match &self.config {
+            Some(path) => keyroll_notify::NotifyConfig::load(path).map_err(usage)?,
+            None => keyroll_notify::NotifyConfig::default(),
+        };
+        let config = config.with_env().map_err(usage)?;
+        Ok(keyroll_notify::Notifier::from_config(&config).map_err(usage)?)
+    }
+}
+
+/// Sends RotationSucceeded / RotationFailed for one `rotate` run (nothing for a rotation that
+/// was refused because another one is running). Never fails: undeliverable notifications are
+/// logged and counted by the notifier.
+pub async fn notify_outcome(
+    notifier: &keyroll_notify::Notifier,
+    store: &dyn RotationStore,
+    arn: &str,
+    result: &Result<keyroll_core::engine::RotationReport, RotationError>,
+    started: keyroll_core::time::Timestamp,
+) {
+    if !notifier.is_enabled() {
+        return;
+    }
+    let Ok(desc) = store
+        .describe_secret(SecretIdRequest {
+            secret_id: arn.to_string(),
+        })
+        .await
+    else {
+        tracing::warn!(secret = %arn, "cannot describe the secret; no notification sent");
+        return;
+    };
+    let now = store.now();
+    let event = match result {
+        Ok(report) => {
+            keyroll_notify::RotationEvent::succeeded(&desc, &report.version_id, started, now)
+        }
+        Err(RotationError::AlreadyRunning { .. }) => return,
+        Err(e) => {
+            let token = match e {
+                RotationError::Step { token, .. } => Some(token.clone()),
+                _ => None,
+            };
+            keyroll_notify::RotationEvent::failed(
+                &desc,
+                token,
+                e.failed_step(),
+                e.class(),
+                &e.to_string(),
+                started,
+                now,
+            )
+        }
+    };
+    notifier.notify(&event.with_source("keyroll rotate")).await;
 }
 
 #[derive(Serialize)]
@@ -147,6 +217,7 @@ pub async fn run(
         .map(input::rotation_rules)
         .transpose()?;
     let target_config = args.target_config()?;
+    let notifier = args.notifier()?;
     let desc = store
         .describe_secret(SecretIdRequest {
             secret_id: args.secret_id.clone(),
@@ -196,14 +267,17 @@ pub async fn run(
         discard_pending: args.discard_pending,
         ..Default::default()
     };
-    let report = rotate(
+    let started = store.now();
+    let result = rotate(
         store,
         target.as_ref(),
         &desc.arn,
         &opts,
         &Progress { quiet: args.quiet },
     )
-    .await?;
+    .await;
+    notify_outcome(&notifier, store, &desc.arn, &result, started).await;
+    let report = result?;
     output::print(
         format,
         &Report {

@@ -1,0 +1,230 @@
+//! `keyroll rotate` sends RotationSucceeded / RotationFailed to the webhooks of the
+//! `[notify]` section of its configuration file (a real local HTTP receiver here), and never
+//! a secret value; an unreachable channel does not change the rotation's outcome.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="; // base64 of 0..32
+const SENTINEL: &str = "SENTINEL-cli-3b9e-never-in-a-payload";
+
+fn keyroll(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keyroll"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env("KEYROLL_MASTER_KEY", KEY)
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("KEYROLL_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run keyroll")
+}
+
+/// A one-thread HTTP/1.1 receiver on 127.0.0.1: sends each request body down a channel and
+/// answers 200. Ends with the test process.
+fn receiver() -> (String, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':')
+                    && k.eq_ignore_ascii_case("content-length")
+                {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (url, rx)
+}
+
+fn write_config(dir: &Path, body: &str) -> String {
+    let path = dir.join("notify.toml");
+    std::fs::write(&path, body).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn rotate_notifies_success_and_failure_without_secret_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, rx) = receiver();
+    let config = write_config(
+        dir.path(),
+        &format!("[notify]\n[[notify.webhook]]\nname = \"ops\"\nurl = \"{url}\"\n"),
+    );
+    let value = format!("{{\"user\":\"app\",\"password\":\"{SENTINEL}\"}}");
+    let out = keyroll(
+        dir.path(),
+        &[
+            "secret",
+            "create",
+            "--name",
+            "app/db",
+            "--secret-string",
+            &value,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = keyroll(
+        dir.path(),
+        &["rotate", "--secret-id", "app/db", "--config", &config, "-q"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a notification");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["event"], "RotationSucceeded");
+    assert_eq!(v["secretName"], "app/db");
+    assert_eq!(v["source"], "keyroll rotate");
+    assert!(!body.contains(SENTINEL));
+
+    // A secret the plain target cannot rotate: the failure is notified with its step.
+    let out = keyroll(
+        dir.path(),
+        &[
+            "secret",
+            "create",
+            "--name",
+            "app/broken",
+            "--secret-string",
+            &format!("{{\"token\":\"{SENTINEL}\"}}"),
+        ],
+    );
+    assert!(out.status.success());
+    let out = keyroll(
+        dir.path(),
+        &[
+            "rotate",
+            "--secret-id",
+            "app/broken",
+            "--config",
+            &config,
+            "-q",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a notification");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["event"], "RotationFailed");
+    assert_eq!(v["secretName"], "app/broken");
+    assert_eq!(v["step"], "createSecret");
+    assert_eq!(v["errorClass"], "InvalidSecret");
+    assert!(v["errorMessage"].as_str().unwrap().contains("password"));
+    assert!(!body.contains(SENTINEL));
+
+    // --no-notify sends nothing: the next message on the channel is the one after it.
+    let out = keyroll(
+        dir.path(),
+        &[
+            "rotate",
+            "--secret-id",
+            "app/db",
+            "--config",
+            &config,
+            "-q",
+            "--no-notify",
+        ],
+    );
+    assert!(out.status.success());
+    let out = keyroll(
+        dir.path(),
+        &["rotate", "--secret-id", "app/db", "--config", &config, "-q"],
+    );
+    assert!(out.status.success());
+    let v: Value =
+        serde_json::from_str(&rx.recv_timeout(Duration::from_secs(10)).unwrap()).unwrap();
+    assert_eq!(v["event"], "RotationSucceeded");
+    assert!(
+        rx.try_recv().is_err(),
+        "exactly one notification per notified run"
+    );
+}
+
+#[test]
+fn an_unreachable_channel_does_not_fail_the_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[notify]\nretry = {{ attempts = 2, initial_backoff_ms = 10, max_backoff_ms = 10 }}\n\
+             [[notify.webhook]]\nurl = \"http://127.0.0.1:{port}/down\"\n"
+        ),
+    );
+    let out = keyroll(
+        dir.path(),
+        &["secret", "create", "--name", "t", "--secret-string", "v0"],
+    );
+    assert!(out.status.success());
+    let out = keyroll(
+        dir.path(),
+        &["rotate", "--secret-id", "t", "--config", &config, "-q"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = write_config(
+        dir.path(),
+        "[notify]\n[[notify.webhook]]\nurl = \"ftp://x\"\n",
+    );
+    let out = keyroll(
+        dir.path(),
+        &["rotate", "--secret-id", "t", "--config", &bad, "-q"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a bad configuration is a usage error, refused before rotating"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("webhook-1"));
+}
