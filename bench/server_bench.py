@@ -104,7 +104,14 @@ def lua_for(url, key, target, body):
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def wrk(url, script, connections, duration, threads):
+def cpu_seconds(pid):
+    """utime + stime of a process."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url, script, connections, duration, threads, pid=None):
+    c0, t0 = (cpu_seconds(pid), time.time()) if pid else (None, None)
     out = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency",
          "-s", script, url + "/"],
@@ -116,7 +123,11 @@ def wrk(url, script, connections, duration, threads):
         lat[pct] = float(val) * UNITS[unit]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = int(bad.group(1)) if bad else 0
-    return {"rps": rps, "p50_ms": lat.get("50"), "p99_ms": lat.get("99"), "non_2xx": errors}
+    r = {"rps": rps, "p50_ms": lat.get("50"), "p99_ms": lat.get("99"), "non_2xx": errors}
+    if pid:
+        # Server CPU time per request: less sensitive to other load on the machine.
+        r["server_cpu_us_per_req"] = round((cpu_seconds(pid) - c0) / (rps * (time.time() - t0)) * 1e6, 1)
+    return r
 
 
 def rss_mb(pid):
@@ -147,7 +158,8 @@ def main():
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
 
-    results = {"machine": {"cores": os.cpu_count()}, "keyroll": {}, "moto": {}}
+    results = {"machine": {"cores": os.cpu_count(), "loadavg_before": os.getloadavg()},
+               "keyroll": {}, "moto": {}}
     data_dir = tempfile.mkdtemp(prefix="keyroll-bench-")
     proc, url, key = start_keyroll(args.keyroll, data_dir)
     try:
@@ -158,12 +170,12 @@ def main():
         script = lua_for(url, key, "GetSecretValue", {"SecretId": "bench/db"})
         wrk(url, script, 8, 2, 2)  # warm-up
         for conns, threads in [(1, 1), (64, 2)]:
-            results["keyroll"][f"get_c{conns}"] = wrk(url, script, conns, args.duration, threads)
+            results["keyroll"][f"get_c{conns}"] = wrk(url, script, conns, args.duration, threads, proc.pid)
         t0 = time.time()
         seed(c, args.secrets, "bulk")
         results["keyroll"]["seed_seconds"] = round(time.time() - t0, 1)
         script = lua_for(url, key, "GetSecretValue", {"SecretId": f"bulk/{args.secrets // 2:05d}"})
-        results["keyroll"]["get_c64_10k"] = wrk(url, script, 64, args.duration, 2)
+        results["keyroll"]["get_c64_10k"] = wrk(url, script, 64, args.duration, 2, proc.pid)
         results["keyroll"]["rss_mb_10k"] = rss_mb(proc.pid)
         script = lua_for(url, key, "ListSecrets", {"MaxResults": 100})
         results["keyroll"]["list_c1_10k"] = wrk(url, script, 1, args.duration, 1)
@@ -190,6 +202,7 @@ def main():
             mproc.terminate()
             mproc.wait(timeout=30)
 
+    results["machine"]["loadavg_after"] = os.getloadavg()
     print(json.dumps(results, indent=2))
     k, m = results["keyroll"], results["moto"]
 
@@ -209,6 +222,9 @@ def main():
     print(f"\nkeyroll RSS: idle {k['rss_mb_idle']:.1f} MB, with {args.secrets:,} secrets "
           f"{k['rss_mb_10k']:.1f} MB, after the list runs {k['rss_mb_after']:.1f} MB "
           f"(seeding took {k['seed_seconds']} s)")
+    print(f"server CPU per GetSecretValue: {k['get_c64']['server_cpu_us_per_req']} µs; "
+          f"load average before/after: {results['machine']['loadavg_before'][0]:.2f} / "
+          f"{results['machine']['loadavg_after'][0]:.2f}")
 
 
 if __name__ == "__main__":

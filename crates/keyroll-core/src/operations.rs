@@ -3,7 +3,7 @@
 //! "a manual put counts as a rotation", moving `NextRotationDate`), and replication of a
 //! secret to other regions (each region is its own [`SecretsService`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use crate::api::*;
 use crate::error::SmError;
@@ -163,19 +163,16 @@ impl<B: Backend> SecretsService<B> {
             ));
         }
         let end = (start + size).min(keys.len());
-        let page: HashMap<&str, usize> = keys[start..end]
-            .iter()
-            .enumerate()
-            .map(|(i, (_, arn))| (arn.as_str(), i))
-            .collect();
-        let mut entries: Vec<Option<SecretListEntry>> = vec![None; end - start];
-        self.backend().for_each(&mut |r| {
-            if let Some(i) = page.get(r.arn.as_str()) {
-                entries[*i] = Some(list_entry(r));
+        // The page's records, each looked up by its full ARN (cheaper than another pass over
+        // every secret); one deleted in between is left out.
+        let mut entries = Vec::with_capacity(end - start);
+        for (_, arn) in &keys[start..end] {
+            if let Some(r) = self.backend().find(&SecretRef::parse(arn)?)? {
+                entries.push(list_entry(&r));
             }
-        })?;
+        }
         Ok(ListSecretsResponse {
-            secret_list: entries.into_iter().flatten().collect(),
+            secret_list: entries,
             next_token: (end < keys.len()).then(|| encode_next_token(end)),
         })
     }
