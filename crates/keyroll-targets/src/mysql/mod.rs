@@ -68,6 +68,14 @@ fn classify(e: mysql_async::Error) -> Failure {
             Failure::Tls("the server does not offer TLS".into())
         }
         Error::Io(IoError::Tls(t)) => Failure::Tls(t.to_string()),
+        // tokio-rustls reports handshake and certificate errors as I/O errors.
+        Error::Io(IoError::Io(io))
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) =>
+        {
+            Failure::Tls(io.to_string())
+        }
         Error::Io(IoError::Io(io)) => Failure::Unreachable(io.to_string()),
         Error::Driver(d) => Failure::Rejected(d.to_string()),
         other => Failure::Unreachable(other.to_string()),

@@ -516,6 +516,22 @@ pub async fn tls_modes_against_tls_server(db: &dyn Db) {
     assert_eq!(strict.target.stats().logins, 0);
     assert_eq!(db.login("strict", INITIAL).await, LoginOutcome::Ok);
 
+    // `ssl` absent, CA not trusted: verified TLS cannot be had, so (as AWS's functions do)
+    // a second connection in plaintext.
+    let fallback = Harness::with_config(db, TargetConfig::default());
+    db.create_app_user("fallback", INITIAL).await;
+    let arn = fallback
+        .put_secret(
+            "fallback",
+            &fallback.secret_json("fallback", INITIAL, json!({})),
+            &[],
+        )
+        .await;
+    fallback.rotate(&arn).await.unwrap();
+    let s = fallback.target.stats();
+    assert!(s.logins >= 2 && s.tls_logins == 0, "{s:?}");
+    assert_eq!(s.connections, 2 * s.logins, "{s:?}");
+
     // `ssl: false`: plaintext even though the server offers TLS.
     let plain = Harness::new(db);
     db.create_app_user("plain", INITIAL).await;
