@@ -98,9 +98,43 @@ fn report_init_error(error_type: &str, message: &str) {
     }
 }
 
+/// The variables Lambda sets for every function; `lambda_runtime` panics without them, so
+/// say plainly what is wrong when `bootstrap` is started elsewhere.
+fn lambda_environment_missing() -> Option<String> {
+    let missing: Vec<&str> = [
+        "AWS_LAMBDA_RUNTIME_API",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    ]
+    .into_iter()
+    .filter(|v| std::env::var_os(v).is_none())
+    .collect();
+    let memory_ok = match std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") {
+        Ok(m) => m.parse::<i32>().is_ok(),
+        Err(_) => true,
+    };
+    match (missing.is_empty(), memory_ok) {
+        (true, true) => None,
+        (true, false) => Some("AWS_LAMBDA_FUNCTION_MEMORY_SIZE is not a number".into()),
+        (false, _) => Some(format!(
+            "bootstrap is the AWS Lambda custom runtime of keyroll's rotation function and runs \
+             inside Lambda; {} not set (to rotate from a machine, use `keyroll --store aws \
+             rotate`)",
+            missing.join(", ")
+        )),
+    }
+}
+
 fn main() -> ExitCode {
     if let Some(problem) = init_logging() {
         tracing::warn!("{problem}");
+    }
+    if let Some(problem) = lambda_environment_missing() {
+        tracing::error!(error_type = "Runtime.InvalidEnvironment", "{problem}");
+        eprintln!("bootstrap: {problem}");
+        report_init_error("Runtime.InvalidEnvironment", &problem);
+        return ExitCode::from(2);
     }
     let settings = match Settings::from_env() {
         Ok(s) => s,

@@ -189,3 +189,16 @@ fn bad_settings_are_reported_to_init_error() {
     assert!(!status.success());
     assert_eq!(api.next_requests(), 0, "no work is asked for");
 }
+
+#[test]
+fn outside_lambda_it_says_so_instead_of_panicking() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("AWS_LAMBDA_RUNTIME_API"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
