@@ -709,6 +709,26 @@ async fn replication_keeps_read_only_replicas_in_sync() {
     );
     let d = eu.describe_secret().secret_id("rep").send().await.unwrap();
     assert_eq!(d.primary_region(), Some("us-east-1"));
+    // ListSecrets' primary-region filter finds the primary (and, in eu-west-1, its replica).
+    let pr = |c: &aws_sdk_secretsmanager::Client| {
+        c.list_secrets()
+            .filters(
+                Filter::builder()
+                    .key(FilterNameStringType::PrimaryRegion)
+                    .values("us-east-1")
+                    .build(),
+            )
+            .send()
+    };
+    let names: Vec<_> = pr(&c)
+        .await
+        .unwrap()
+        .secret_list()
+        .iter()
+        .map(|s| s.name().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["rep"]);
+    assert_eq!(pr(&eu).await.unwrap().secret_list().len(), 1);
     // Regions are separate namespaces: a secret in us-west-2 is not visible elsewhere.
     t.client_in("us-west-2")
         .create_secret()
