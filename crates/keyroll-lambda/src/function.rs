@@ -43,6 +43,9 @@ pub struct Function {
     settings: Settings,
     store: OnceCell<AwsStore>,
     metrics: Sink,
+    /// RotationSucceeded (after finishSecret) and RotationFailed (any step), configured by
+    /// the `KEYROLL_NOTIFY_*` variables; never fails a step.
+    notifier: keyroll_notify::Notifier,
 }
 
 impl Function {
@@ -54,6 +57,7 @@ impl Function {
             settings,
             store: OnceCell::new(),
             metrics: Arc::new(|line| println!("{line}")),
+            notifier: notifier_from_env(),
         }
     }
 
@@ -150,6 +154,7 @@ impl Function {
                 error_type,
             },
         ));
+        self.notify(&view, &event, &result, duration).await;
         let ms = duration.as_secs_f64() * 1e3;
         match result {
             Ok(()) => {
@@ -182,6 +187,75 @@ impl Function {
             }
         }
     }
+}
+
+impl Function {
+    /// Replaces the notifier (tests).
+    pub fn with_notifier(mut self, notifier: keyroll_notify::Notifier) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// A failed step is a failed rotation; a successful finishSecret a successful one. AWS
+    /// may deliver an event twice, so a success can be reported twice.
+    async fn notify(
+        &self,
+        view: &EventStore<'_>,
+        event: &RotationEvent,
+        result: &Result<(), keyroll_core::engine::StepError>,
+        duration: std::time::Duration,
+    ) {
+        use keyroll_core::api::SecretIdRequest;
+        use keyroll_core::ports::SecretsApi;
+        use keyroll_core::time::Timestamp;
+        if !self.notifier.is_enabled()
+            || (result.is_ok() && event.step != keyroll_core::Step::Finish)
+        {
+            return;
+        }
+        let desc = match view
+            .describe_secret(SecretIdRequest {
+                secret_id: event.secret_id.clone(),
+            })
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(secret = %event.secret_id, error = %e, "no notification: cannot describe the secret");
+                return;
+            }
+        };
+        let finished = Timestamp(now_ms());
+        let started = Timestamp(finished.0 - i64::try_from(duration.as_millis()).unwrap_or(0));
+        let ev = match result {
+            Ok(()) => keyroll_notify::RotationEvent::succeeded(
+                &desc,
+                event.client_request_token.clone(),
+                started,
+                finished,
+            ),
+            Err(e) => keyroll_notify::RotationEvent::failed(
+                &desc,
+                Some(event.client_request_token.clone()),
+                Some(event.step),
+                e.class(),
+                &e.to_string(),
+                started,
+                finished,
+            ),
+        };
+        // Awaited, not spawned: Lambda freezes the process once the response is sent.
+        self.notifier
+            .notify(&ev.with_source("keyroll-lambda"))
+            .await;
+    }
+}
+
+fn notifier_from_env() -> keyroll_notify::Notifier {
+    keyroll_notify::Notifier::from_env().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "notifications are off: fix the KEYROLL_NOTIFY_* variables");
+        keyroll_notify::Notifier::disabled()
+    })
 }
 
 fn now_ms() -> i64 {

@@ -4,6 +4,7 @@
 //! - `secret`: the Secrets Manager API from the command line (`keyroll secret ...`).
 //! - `rotate`: one rotation with per-step progress (`keyroll rotate`).
 //! - `input` / `output`: aws-CLI-style arguments and JSON/table output.
+//! - `serve`: the Secrets Manager-compatible server (`keyroll serve`, see `keyroll-server`).
 //! - `store`: opening the embedded store; `aws`: `--store aws` (AWS Secrets Manager).
 
 mod aws;
