@@ -3,9 +3,10 @@
 //! The canonical request is rebuilt from what the client says it signed (`SignedHeaders`),
 //! with `Host` exactly as received, the payload hash from `x-amz-content-sha256` when the
 //! client sent and signed it (and it must match the body), a ±15 minute skew window, and a
-//! constant-time comparison. The canonical request is hashed piece by piece, never
-//! materialised; derived signing keys are cached per thread by (key, date, region), so a
-//! request costs one body hash, one canonical-request hash and one HMAC.
+//! constant-time comparison. The canonical request and the string to sign are built in a
+//! per-thread buffer and hex digests live on the stack; derived signing keys are cached per
+//! thread by (key, date, region), so a request costs one body hash, one canonical-request
+//! hash and one HMAC, without allocating.
 
 use std::cell::RefCell;
 
@@ -318,6 +319,16 @@ struct CachedKey {
 
 thread_local! {
     static SIGNING_KEYS: RefCell<Vec<CachedKey>> = const { RefCell::new(Vec::new()) };
+    /// The canonical request and string to sign are built here, reused per thread.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Lower-case hex of a 32-byte digest, on the stack.
+fn hex64(digest: &[u8]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    // 32 bytes always fit 64 hex digits.
+    let _ = hex::encode_to_slice(digest, &mut out);
+    out
 }
 
 const SIGNING_KEY_CACHE: usize = 32;
@@ -472,7 +483,8 @@ fn verify_for(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".into(),
         ));
     }
-    let body_hash = hex::encode(Sha256::digest(body));
+    let body_hex = hex64(&Sha256::digest(body));
+    let body_hash = std::str::from_utf8(&body_hex).unwrap_or_default();
     let payload_hash = match header_str(headers, "x-amz-content-sha256") {
         Some(h) if signed.contains(&"x-amz-content-sha256") => {
             if h != body_hash {
@@ -483,55 +495,62 @@ fn verify_for(
             }
             h
         }
-        _ => body_hash.as_str(),
+        _ => body_hash,
     };
 
-    // Hash the canonical request without building it.
-    let mut buf: Vec<u8> = Vec::with_capacity(512);
-    buf.extend_from_slice(method.as_str().as_bytes());
-    buf.push(b'\n');
-    canonical_uri(uri.path(), &mut buf);
-    buf.push(b'\n');
-    canonical_query(uri.query(), &mut buf);
-    buf.push(b'\n');
-    for name in &signed {
-        if name.is_empty() || name.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(AuthError::Invalid(
-                "SignedHeaders must be lower-case header names separated by ';'.".into(),
-            ));
-        }
-        buf.extend_from_slice(name.as_bytes());
-        buf.push(b':');
-        canonical_header_value(headers, name, &mut buf);
+    let expected = SCRATCH.with(|cell| -> Result<[u8; 64], AuthError> {
+        let mut buf = cell.borrow_mut();
+        buf.clear();
+        // The canonical request.
+        buf.extend_from_slice(method.as_str().as_bytes());
         buf.push(b'\n');
-    }
-    buf.push(b'\n');
-    buf.extend_from_slice(a.signed_headers.as_bytes());
-    buf.push(b'\n');
-    buf.extend_from_slice(payload_hash.as_bytes());
-    let creq_hash = hex::encode(Sha256::digest(&buf));
-
-    buf.clear();
-    buf.extend_from_slice(ALGORITHM.as_bytes());
-    buf.push(b'\n');
-    buf.extend_from_slice(amz_date.as_bytes());
-    buf.push(b'\n');
-    for (i, part) in [a.date, a.region, service, "aws4_request"]
-        .iter()
-        .enumerate()
-    {
-        if i > 0 {
-            buf.push(b'/');
+        canonical_uri(uri.path(), &mut buf);
+        buf.push(b'\n');
+        canonical_query(uri.query(), &mut buf);
+        buf.push(b'\n');
+        for name in &signed {
+            if name.is_empty() || name.bytes().any(|b| b.is_ascii_uppercase()) {
+                return Err(AuthError::Invalid(
+                    "SignedHeaders must be lower-case header names separated by ';'.".into(),
+                ));
+            }
+            buf.extend_from_slice(name.as_bytes());
+            buf.push(b':');
+            canonical_header_value(headers, name, &mut buf);
+            buf.push(b'\n');
         }
-        buf.extend_from_slice(part.as_bytes());
-    }
-    buf.push(b'\n');
-    buf.extend_from_slice(creq_hash.as_bytes());
-
-    let k = signing_key(keys.id, key, a.date, a.region, service);
-    let expected = hex::encode(hmac(&k, &buf));
+        buf.push(b'\n');
+        buf.extend_from_slice(a.signed_headers.as_bytes());
+        buf.push(b'\n');
+        buf.extend_from_slice(payload_hash.as_bytes());
+        let creq_hash = hex64(&Sha256::digest(&buf[..]));
+        // The string to sign.
+        buf.clear();
+        buf.extend_from_slice(ALGORITHM.as_bytes());
+        buf.push(b'\n');
+        buf.extend_from_slice(amz_date.as_bytes());
+        buf.push(b'\n');
+        for (i, part) in [a.date, a.region, service, "aws4_request"]
+            .iter()
+            .enumerate()
+        {
+            if i > 0 {
+                buf.push(b'/');
+            }
+            buf.extend_from_slice(part.as_bytes());
+        }
+        buf.push(b'\n');
+        buf.extend_from_slice(&creq_hash);
+        let k = signing_key(keys.id, key, a.date, a.region, service);
+        let out = hex64(&hmac(&k, &buf));
+        if buf.capacity() > 64 * 1024 {
+            // Keep the per-thread buffer small after an unusual request.
+            *buf = Vec::new();
+        }
+        Ok(out)
+    })?;
     let given = a.signature.as_bytes();
-    if given.len() != expected.len() || !bool::from(expected.as_bytes().ct_eq(given)) {
+    if given.len() != expected.len() || !bool::from(expected.as_slice().ct_eq(given)) {
         return Err(AuthError::Invalid(
             "The request signature we calculated does not match the signature you provided. \
              Check your AWS Secret Access Key and signing method. Consult the service \
