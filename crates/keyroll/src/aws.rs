@@ -48,18 +48,11 @@ pub async fn rotate(
 
 #[cfg(feature = "aws")]
 mod imp {
-    use std::io::Write as _;
-    use std::time::Duration;
-
-    use keyroll_core::api::{GetSecretValueRequest, SecretIdRequest};
-    use keyroll_core::engine::{RotateOptions, RotationObserver, StepError};
-    use keyroll_core::model::{AWSCURRENT, Step};
-    use keyroll_core::ports::{RotationStore, SecretsApi as _, VersionedValue};
+    use keyroll_core::api::SecretIdRequest;
+    use keyroll_core::ports::{RotationStore, SecretsApi as _};
     use keyroll_store::aws::{AwsOptions, AwsStore};
-    use serde::Serialize;
 
     use super::*;
-    use crate::output;
 
     async fn open(region: Option<String>) -> anyhow::Result<AwsStore> {
         let store = AwsStore::connect(AwsOptions {
@@ -90,61 +83,6 @@ mod imp {
         cmd.run(Some(&store as &dyn RotationStore), format).await
     }
 
-    #[derive(Serialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct StepReport {
-        step: Step,
-        duration_ms: f64,
-    }
-
-    #[derive(Serialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Report {
-        #[serde(rename = "ARN")]
-        arn: String,
-        name: String,
-        version_id: String,
-        resumed: bool,
-        steps: Vec<StepReport>,
-        duration_ms: f64,
-    }
-
-    fn ms(d: Duration) -> f64 {
-        (d.as_secs_f64() * 1e6).round() / 1e3
-    }
-
-    struct Progress {
-        quiet: bool,
-    }
-
-    impl RotationObserver for Progress {
-        fn started(&self, arn: &str, token: &str, resumed: bool) {
-            if !self.quiet {
-                let what = if resumed {
-                    "resuming unfinished rotation of"
-                } else {
-                    "rotating"
-                };
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "{what} {arn} (AWS Secrets Manager)\n  new version {token}"
-                );
-            }
-        }
-        fn step_finished(&self, step: Step, elapsed: Duration, error: Option<&StepError>) {
-            if !self.quiet {
-                let status = if error.is_some() { "FAILED" } else { "ok" };
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "  {:<13} {:<6} {:>9.3} ms",
-                    step.as_str(),
-                    status,
-                    ms(elapsed)
-                );
-            }
-        }
-    }
-
     /// `keyroll rotate --store aws`: one rotation of a Secrets Manager secret, driven from
     /// here.
     pub async fn rotate(
@@ -161,7 +99,9 @@ mod imp {
                     .into()
             ));
         }
+        // Bad flags fail before anything is contacted.
         let target_config = args.target_config()?;
+        let notifier = args.notifier()?;
         let store = open(region).await?;
         let desc = store
             .describe_secret(SecretIdRequest {
@@ -178,47 +118,12 @@ mod imp {
                  per secret (see docs/DEPLOY.md)"
             );
         }
-        let current = VersionedValue::from_response(
-            store
-                .get_secret_value(GetSecretValueRequest {
-                    secret_id: desc.arn.clone(),
-                    version_id: None,
-                    version_stage: Some(AWSCURRENT.into()),
-                })
-                .await?,
-        )?;
-        let target = keyroll_targets::resolve(&desc, &current.value, &target_config)?;
-        drop(current);
-        let opts = RotateOptions {
-            token: args.client_request_token.clone(),
-            discard_pending: args.discard_pending,
+        let how = crate::rotate::How {
+            target_config: &target_config,
+            notifier: &notifier,
             allow_rotation_disabled: true,
+            label: " (AWS Secrets Manager)",
         };
-        let report = keyroll_core::engine::rotate(
-            &store,
-            target.as_ref(),
-            &desc.arn,
-            &opts,
-            &Progress { quiet: args.quiet },
-        )
-        .await?;
-        output::print(
-            format,
-            &Report {
-                arn: report.arn,
-                name: report.name,
-                version_id: report.version_id,
-                resumed: report.resumed,
-                steps: report
-                    .steps
-                    .iter()
-                    .map(|(s, d)| StepReport {
-                        step: *s,
-                        duration_ms: ms(*d),
-                    })
-                    .collect(),
-                duration_ms: ms(report.total),
-            },
-        )
+        crate::rotate::execute(&args, &store, &desc, &how, format).await
     }
 }

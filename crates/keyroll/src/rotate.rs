@@ -171,15 +171,17 @@ struct Report {
     duration_ms: f64,
 }
 
-struct Progress {
+struct Progress<'a> {
     quiet: bool,
+    /// Says which store, e.g. ` (AWS Secrets Manager)`.
+    label: &'a str,
 }
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-impl RotationObserver for Progress {
+impl RotationObserver for Progress<'_> {
     fn started(&self, arn: &str, token: &str, resumed: bool) {
         if !self.quiet {
             let what = if resumed {
@@ -187,7 +189,11 @@ impl RotationObserver for Progress {
             } else {
                 "rotating"
             };
-            let _ = writeln!(std::io::stderr(), "{what} {arn}\n  new version {token}");
+            let label = self.label;
+            let _ = writeln!(
+                std::io::stderr(),
+                "{what} {arn}{label}\n  new version {token}"
+            );
         }
     }
     fn step_finished(&self, step: Step, elapsed: Duration, error: Option<&StepError>) {
@@ -251,6 +257,34 @@ pub async fn run(
             .configure_rotation(&desc.arn, Some(function), rules)
             .await?;
     }
+    let how = How {
+        target_config: &target_config,
+        notifier: &notifier,
+        allow_rotation_disabled: false,
+        label: "",
+    };
+    execute(&args, store, &desc, &how, format).await
+}
+
+/// How [`execute`] runs: settings checked by the caller before it touched the store.
+pub struct How<'a> {
+    pub target_config: &'a keyroll_targets::TargetConfig,
+    pub notifier: &'a keyroll_notify::Notifier,
+    /// For drivers outside the service (`--store aws`).
+    pub allow_rotation_disabled: bool,
+    /// Appended to the progress line, e.g. ` (AWS Secrets Manager)`.
+    pub label: &'a str,
+}
+
+/// What both stores share once the secret is known: pick the target from AWSCURRENT, rotate
+/// with per-step progress on stderr, notify, print the report.
+pub async fn execute(
+    args: &RotateArgs,
+    store: &dyn RotationStore,
+    desc: &keyroll_core::api::DescribeSecretResponse,
+    how: &How<'_>,
+    format: Format,
+) -> anyhow::Result<()> {
     let current = VersionedValue::from_response(
         store
             .get_secret_value(GetSecretValueRequest {
@@ -260,23 +294,20 @@ pub async fn run(
             })
             .await?,
     )?;
-    let target = keyroll_targets::resolve(&desc, &current.value, &target_config)?;
+    let target = keyroll_targets::resolve(desc, &current.value, how.target_config)?;
     drop(current);
     let opts = RotateOptions {
         token: args.client_request_token.clone(),
         discard_pending: args.discard_pending,
-        ..Default::default()
+        allow_rotation_disabled: how.allow_rotation_disabled,
     };
     let started = store.now();
-    let result = rotate(
-        store,
-        target.as_ref(),
-        &desc.arn,
-        &opts,
-        &Progress { quiet: args.quiet },
-    )
-    .await;
-    notify_outcome(&notifier, store, &desc.arn, &result, started).await;
+    let progress = Progress {
+        quiet: args.quiet,
+        label: how.label,
+    };
+    let result = rotate(store, target.as_ref(), &desc.arn, &opts, &progress).await;
+    notify_outcome(how.notifier, store, &desc.arn, &result, started).await;
     let report = result?;
     output::print(
         format,
