@@ -169,13 +169,13 @@ def main():
         results["keyroll"]["rss_mb_idle"] = rss_mb(proc.pid)
         script = lua_for(url, key, "GetSecretValue", {"SecretId": "bench/db"})
         wrk(url, script, 8, 2, 2)  # warm-up
-        for conns, threads in [(1, 1), (64, 2)]:
+        for conns, threads in [(1, 1), (64, 1)]:
             results["keyroll"][f"get_c{conns}"] = wrk(url, script, conns, args.duration, threads, proc.pid)
         t0 = time.time()
         seed(c, args.secrets, "bulk")
         results["keyroll"]["seed_seconds"] = round(time.time() - t0, 1)
         script = lua_for(url, key, "GetSecretValue", {"SecretId": f"bulk/{args.secrets // 2:05d}"})
-        results["keyroll"]["get_c64_10k"] = wrk(url, script, 64, args.duration, 2, proc.pid)
+        results["keyroll"]["get_c64_10k"] = wrk(url, script, 64, args.duration, 1, proc.pid)
         results["keyroll"]["rss_mb_10k"] = rss_mb(proc.pid)
         script = lua_for(url, key, "ListSecrets", {"MaxResults": 100})
         results["keyroll"]["list_c1_10k"] = wrk(url, script, 1, args.duration, 1)
@@ -195,7 +195,7 @@ def main():
             mc.create_secret(Name="bench/db", SecretString=json.dumps({"password": "x" * 32}))
             script = lua_for(murl, mkey, "GetSecretValue", {"SecretId": "bench/db"})
             wrk(murl, script, 8, 2, 2)
-            for conns, threads in [(1, 1), (64, 2)]:
+            for conns, threads in [(1, 1), (64, 1)]:
                 results["moto"][f"get_c{conns}"] = wrk(murl, script, conns, args.duration, threads)
             results["moto"]["rss_mb_idle"] = rss_mb(mproc.pid)
         finally:
