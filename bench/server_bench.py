@@ -8,6 +8,7 @@
 - ListSecrets p99 latency with 10,000 secrets.
 
 Usage: bench/server.sh (builds the release binary, installs wrk if missing, runs this).
+BENCH_WORKERS=N sets the server's tokio worker threads (TOKIO_WORKER_THREADS) for experiments.
 """
 
 import argparse
@@ -43,7 +44,7 @@ def start_keyroll(binary, data_dir):
     proc = subprocess.Popen(
         [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env=dict(os.environ, KEYROLL_LOG="warn"),
+        env=dict(os.environ, KEYROLL_LOG="warn", **({"TOKIO_WORKER_THREADS": os.environ["BENCH_WORKERS"]} if os.environ.get("BENCH_WORKERS") else {})),
     )
     url = creds = None
     while True:
