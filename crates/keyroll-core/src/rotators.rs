@@ -38,8 +38,14 @@ mod tests {
 
     #[test]
     fn names_from_arns() {
-        assert_eq!(function_name("arn:aws:lambda:us-east-1:1:function:keyroll"), "keyroll");
-        assert_eq!(function_name("arn:aws:lambda:us-east-1:1:function:f:PROD"), "f");
+        assert_eq!(
+            function_name("arn:aws:lambda:us-east-1:1:function:keyroll"),
+            "keyroll"
+        );
+        assert_eq!(
+            function_name("arn:aws:lambda:us-east-1:1:function:f:PROD"),
+            "f"
+        );
         assert_eq!(function_name("keyroll"), "keyroll");
         assert!(is_builtin(
             "arn:aws:lambda:us-east-1:123456789012:function:SecretsManagerRDSPostgreSQLRotationSingleUser"

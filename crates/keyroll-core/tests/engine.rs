@@ -279,9 +279,15 @@ async fn allow_rotation_disabled_skips_only_the_orchestrators_check() {
         .unwrap();
     assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), "v0-rotated-0");
     assert_eq!(value(&svc, &arn, AWSPREVIOUS).await.unwrap(), "v0");
-    let e = run_step(&svc, &CounterTarget::default(), Step::Set, &arn, &r.version_id)
-        .await
-        .unwrap_err();
+    let e = run_step(
+        &svc,
+        &CounterTarget::default(),
+        Step::Set,
+        &arn,
+        &r.version_id,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, StepError::Invalid(_)), "{e}");
 }
 
