@@ -69,7 +69,18 @@ struct Effects {
     unchanged: bool,
 }
 
-const MAX_COMMIT_RETRIES: usize = 16;
+/// Attempts of one read-modify-write before giving up. With the backoff below, a writer
+/// gives up only after ~0.5 s of losing every race on one secret.
+const MAX_COMMIT_ATTEMPTS: u32 = 64;
+
+/// A short pause after losing a commit race, so that contending writers (threads, or other
+/// processes on the same data directory) spread out instead of colliding again: exponential
+/// from 20 µs, capped at 10 ms, with full jitter.
+fn conflict_backoff(attempt: u32) {
+    let cap_us = (20u64 << attempt.min(9)).min(10_000);
+    let us = crate::password::random_below(cap_us as u32 + 1);
+    std::thread::sleep(std::time::Duration::from_micros(u64::from(us)));
+}
 
 /// The Secrets Manager API over a [`Backend`].
 pub struct SecretsService<B> {
@@ -142,7 +153,10 @@ impl<B: Backend> SecretsService<B> {
         secret_id: &str,
         mut f: impl FnMut(&mut SecretRecord, &B) -> Result<(T, Effects), SmError>,
     ) -> Result<(SecretRecord, T), SmError> {
-        for _ in 0..MAX_COMMIT_RETRIES {
+        for attempt in 0..MAX_COMMIT_ATTEMPTS {
+            if attempt > 0 {
+                conflict_backoff(attempt);
+            }
             let mut rec = self.find(secret_id)?;
             let (out, fx) = f(&mut rec, &self.backend)?;
             if fx.unchanged {
