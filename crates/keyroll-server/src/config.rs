@@ -132,6 +132,9 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     pub functions: BTreeMap<String, FunctionConfig>,
     pub targets: TargetsConfig,
+    /// `[notify]`: where RotationSucceeded / RotationFailed go (see docs/NOTIFICATIONS.md);
+    /// `KEYROLL_NOTIFY_*` variables add to it.
+    pub notify: keyroll_notify::NotifyConfig,
 }
 
 /// How the built-in rotator reaches databases and which passwords it generates.
@@ -146,6 +149,11 @@ pub struct TargetsConfig {
     pub password_length: Option<u32>,
     /// Characters generated passwords never contain (default: AWS's per-engine set).
     pub exclude_characters: Option<String>,
+    /// JSON fields a plain generated secret regenerates (default `password`; a secret's
+    /// `keyroll:fields` tag wins).
+    pub plain_fields: Option<Vec<String>>,
+    /// Days after which a retired IAM access key is deleted (default: at the next rotation).
+    pub iam_delete_previous_after_days: Option<u64>,
 }
 
 impl TargetsConfig {
@@ -157,6 +165,10 @@ impl TargetsConfig {
         t.ca_bundle = self.ca_bundle.clone();
         t.password_length = self.password_length;
         t.exclude_characters = self.exclude_characters.clone();
+        t.plain_fields = self.plain_fields.clone();
+        t.iam_delete_previous_after = self
+            .iam_delete_previous_after_days
+            .map(|d| Duration::from_secs(d.saturating_mul(86_400)));
         t
     }
 }
@@ -174,6 +186,7 @@ impl Default for Config {
             scheduler: SchedulerConfig::default(),
             functions: BTreeMap::new(),
             targets: TargetsConfig::default(),
+            notify: keyroll_notify::NotifyConfig::default(),
         }
     }
 }
@@ -185,6 +198,9 @@ impl Config {
             message: e.to_string(),
         })?;
         c.validate()?;
+        c.notify
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         Ok(c)
     }
 

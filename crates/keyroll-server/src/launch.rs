@@ -43,6 +43,8 @@ pub enum LaunchError {
     },
     #[error(transparent)]
     Server(#[from] ServerError),
+    #[error("notifications: {0} (fix the [notify] section or the KEYROLL_NOTIFY_* variables)")]
+    Notify(#[from] keyroll_notify::NotifyConfigError),
 }
 
 /// A started server, whichever store it runs on.
@@ -153,11 +155,12 @@ pub async fn launch_with_clock(
         credentials_file = Some(credentials_path(&opts.data_dir));
         generated = fresh;
     }
+    let notifier = keyroll_notify::Notifier::from_config(&config.notify.clone().with_env()?)?;
     let listen = opts.listen.clone().or_else(|| config.listen.clone());
     let listener = bind(listen.as_deref().unwrap_or(DEFAULT_LISTEN)).await?;
     let server = if opts.in_memory {
         let regions = MemoryRegions::new(config.account.clone(), clock.clone());
-        let app = Arc::new(App::new(regions, config, keys, clock));
+        let app = Arc::new(App::new(regions, config, keys, clock).with_notifier(notifier));
         Launched::Memory(start(app, listener, true)?)
     } else {
         let store = EmbeddedStore::open(
@@ -169,7 +172,7 @@ pub async fn launch_with_clock(
             dir: opts.data_dir.clone(),
             source,
         })?;
-        let app = Arc::new(App::new(store, config, keys, clock));
+        let app = Arc::new(App::new(store, config, keys, clock).with_notifier(notifier));
         Launched::Embedded(start(app, listener, true)?)
     };
     Ok(Started {

@@ -328,6 +328,7 @@ pub async fn run_rotation<R: Regions>(
         .rotations_in_progress
         .fetch_add(1, Ordering::Relaxed);
     let svc = app.store.region(region)?;
+    let since = svc.now();
     let result = match svc.try_lock_rotation(arn)? {
         None => Err(RunError::AlreadyRunning),
         Some(_lock) => match mode {
@@ -340,6 +341,19 @@ pub async fn run_rotation<R: Regions>(
         .fetch_sub(1, Ordering::Relaxed);
     if let Err(e) = app.store.sync_replicas(region, arn) {
         tracing::warn!(secret = %arn, error = %e, "could not update replicas after rotation");
+    }
+    // The outcome this run recorded (not an older one: a refused run records nothing).
+    if mode == Mode::Rotate
+        && app.notifier.is_enabled()
+        && !matches!(
+            result,
+            Err(RunError::AlreadyRunning | RunError::ShuttingDown)
+        )
+        && let Ok(desc) = describe(&svc, arn).await
+        && let Some(event) = keyroll_notify::RotationEvent::from_rotation_status(&desc)
+        && event.started_at >= since
+    {
+        app.notifier.spawn(event.with_source("keyroll serve"));
     }
     result
 }

@@ -39,6 +39,8 @@ pub struct App<R: Regions> {
     pub clock: Arc<dyn Clock>,
     /// The clock requests' signatures are checked against.
     pub auth_clock: Arc<dyn Clock>,
+    /// RotationSucceeded / RotationFailed after each rotation; never fails one.
+    pub notifier: keyroll_notify::Notifier,
     endpoint: OnceLock<String>,
 }
 
@@ -53,8 +55,15 @@ impl<R: Regions> App<R> {
             rotations: Rotations::new(max),
             clock,
             auth_clock: Arc::new(SystemClock),
+            notifier: keyroll_notify::Notifier::disabled(),
             endpoint: OnceLock::new(),
         }
+    }
+
+    /// Sends rotation events through `notifier`.
+    pub fn with_notifier(mut self, notifier: keyroll_notify::Notifier) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     /// Checks signatures against another clock (tests of expired requests).
@@ -107,7 +116,9 @@ impl<R: Regions> App<R> {
                 failing: *failing,
             })
             .collect();
-        self.metrics.render(&gauges)
+        let mut text = self.metrics.render(&gauges);
+        text.push_str(&self.notifier.metrics().render_prometheus());
+        text
     }
 }
 

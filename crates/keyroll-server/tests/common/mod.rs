@@ -71,7 +71,8 @@ pub async fn start_on(
     auth_clock: Option<Arc<dyn Clock>>,
     key: AccessKey,
 ) -> TestServer {
-    let mut app = App::new(regions, config, vec![key.clone()], clock);
+    let notifier = keyroll_notify::Notifier::from_config(&config.notify).unwrap();
+    let mut app = App::new(regions, config, vec![key.clone()], clock).with_notifier(notifier);
     if let Some(a) = auth_clock {
         app = app.with_auth_clock(a);
     }
