@@ -322,36 +322,39 @@ pub async fn rotate(
         }
     }
     let resumed = stale.is_some();
-    let (token, check) = match stale {
-        Some(t) => (t, Check::Full),
-        None => {
-            let t = opts.token.clone().unwrap_or_else(crate::ids::new_token);
-            let check = match store.begin_rotation(&arn, &t).await? {
-                Placeholder::Created => Check::Full,
-                Placeholder::Unsupported => Check::TokenMayBeAbsent,
-            };
-            (t, check)
-        }
+    let token = match stale {
+        Some(t) => t,
+        None => opts.token.clone().unwrap_or_else(crate::ids::new_token),
     };
-    observer.started(&arn, &token, resumed);
     let attempts = desc
         .keyroll_rotation_status
         .as_ref()
         .filter(|s| s.version_id == token)
         .map_or(0, |s| s.attempts)
         + 1;
-    let t0 = store.now();
     let mut status = RotationStatus {
         state: RotationState::InProgress,
         version_id: token.clone(),
         failed_step: None,
         error_type: None,
         message: None,
-        started: t0,
+        started: store.now(),
         ended: None,
         attempts,
     };
-    store.record_rotation_status(&arn, status.clone()).await?;
+    let check = if resumed {
+        store.record_rotation_status(&arn, status.clone()).await?;
+        Check::Full
+    } else {
+        match store
+            .begin_rotation_with_status(&arn, &token, &status)
+            .await?
+        {
+            Placeholder::Created => Check::Full,
+            Placeholder::Unsupported => Check::TokenMayBeAbsent,
+        }
+    };
+    observer.started(&arn, &token, resumed);
 
     let mut steps = Vec::with_capacity(4);
     for step in Step::ALL {

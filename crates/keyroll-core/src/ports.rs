@@ -98,6 +98,20 @@ pub trait RotationStore: SecretsApi {
     /// Attaches `AWSPENDING` to a new value-less version `token`.
     async fn begin_rotation(&self, secret_id: &str, token: &str) -> Result<Placeholder, SmError>;
 
+    /// [`Self::begin_rotation`] and [`Self::record_rotation_status`] together; stores that
+    /// can do both in one write (one fsync) override it.
+    async fn begin_rotation_with_status(
+        &self,
+        secret_id: &str,
+        token: &str,
+        status: &RotationStatus,
+    ) -> Result<Placeholder, SmError> {
+        let p = self.begin_rotation(secret_id, token).await?;
+        self.record_rotation_status(secret_id, status.clone())
+            .await?;
+        Ok(p)
+    }
+
     /// After `finishSecret`: removes `AWSPENDING` from `token`, sets `LastRotatedDate` (and the
     /// next rotation date) and records success.
     async fn complete_rotation(&self, secret_id: &str, token: &str) -> Result<(), SmError>;

@@ -762,6 +762,38 @@ fn reject_replica(rec: &SecretRecord) -> Result<(), SmError> {
     Ok(())
 }
 
+impl<B: Backend> SecretsService<B> {
+    /// The service side of `RotateSecret`: the value-less `AWSPENDING` version, and the
+    /// rotation's status when given, in one commit.
+    fn placeholder(
+        &self,
+        secret_id: &str,
+        token: &str,
+        status: Option<&RotationStatus>,
+    ) -> Result<Placeholder, SmError> {
+        let now = self.backend.now();
+        self.mutate(secret_id, |r, _| {
+            if r.holder(AWSPENDING).is_some_and(|v| v.id != token) {
+                return Err(SmError::InvalidRequest(
+                    "A previous rotation isn't complete. That rotation will be reattempted.".into(),
+                ));
+            }
+            let removed = r.add_pending_placeholder(token, now)?;
+            if let Some(st) = status {
+                r.rotation_status = Some(st.clone());
+            }
+            Ok((
+                (),
+                Effects {
+                    removed_versions: removed,
+                    ..Default::default()
+                },
+            ))
+        })?;
+        Ok(Placeholder::Created)
+    }
+}
+
 #[async_trait]
 impl<B: Backend> RotationStore for SecretsService<B> {
     async fn configure_rotation(
@@ -801,23 +833,16 @@ impl<B: Backend> RotationStore for SecretsService<B> {
     }
 
     async fn begin_rotation(&self, secret_id: &str, token: &str) -> Result<Placeholder, SmError> {
-        let now = self.backend.now();
-        self.mutate(secret_id, |r, _| {
-            if r.holder(AWSPENDING).is_some_and(|v| v.id != token) {
-                return Err(SmError::InvalidRequest(
-                    "A previous rotation isn't complete. That rotation will be reattempted.".into(),
-                ));
-            }
-            let removed = r.add_pending_placeholder(token, now)?;
-            Ok((
-                (),
-                Effects {
-                    removed_versions: removed,
-                    ..Default::default()
-                },
-            ))
-        })?;
-        Ok(Placeholder::Created)
+        self.placeholder(secret_id, token, None)
+    }
+
+    async fn begin_rotation_with_status(
+        &self,
+        secret_id: &str,
+        token: &str,
+        status: &RotationStatus,
+    ) -> Result<Placeholder, SmError> {
+        self.placeholder(secret_id, token, Some(status))
     }
 
     async fn complete_rotation(&self, secret_id: &str, token: &str) -> Result<(), SmError> {
