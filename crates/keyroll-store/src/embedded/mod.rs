@@ -27,7 +27,7 @@ mod schema;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use keyroll_core::SmError;
 use keyroll_core::ids::{Namespace, SecretRef};
@@ -123,7 +123,17 @@ struct Inner {
     /// is never applied over a newer state.
     probe: Mutex<Probe>,
     index: RwLock<Index>,
+    /// The database's `-shm` file, opened on first use (see [`Inner::wal_index_header`]).
+    shm: OnceLock<Option<std::fs::File>>,
+    /// The WAL-index header seen by the last [`Inner::sync`] that completed; while the file
+    /// still holds the same bytes, no connection has committed since.
+    synced_header: RwLock<Option<[u8; WAL_INDEX_HEADER_LEN]>>,
 }
+
+/// SQLite's WAL-index header: the first 48 bytes of the `-shm` file, rewritten by every
+/// commit of every connection (its change counter, frame count, salts and checksums; see
+/// SQLite's "WAL-mode file format", section 2.2).
+const WAL_INDEX_HEADER_LEN: usize = 48;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -241,6 +251,8 @@ impl EmbeddedStore {
                 data_version: None,
             }),
             index: RwLock::new(Index::new()),
+            shm: OnceLock::new(),
+            synced_header: RwLock::new(None),
         };
         inner.sync().map_err(|e| inner.open_error(e))?;
         tracing::debug!(
@@ -278,13 +290,23 @@ impl EmbeddedStore {
 impl Inner {
     /// Catches the index up with commits made through other connections (other processes,
     /// or this store's writer).
+    ///
+    /// The fast path reads 48 bytes of the `-shm` file instead of querying SQLite under the
+    /// probe lock: unchanged bytes mean no commit since the last sync. A commit that returned
+    /// before this call began has already rewritten them, so the fast path never hides it; a
+    /// torn read only sends us down the slow path.
     fn sync(&self) -> Result<(), LoadError> {
+        let header = self.wal_index_header();
+        if header.is_some() && *read(&self.synced_header) == header {
+            return Ok(());
+        }
         let mut probe = lock(&self.probe);
         let dv: i64 = probe
             .conn
             .prepare_cached("PRAGMA data_version")?
             .query_row([], |r| r.get(0))?;
         if probe.data_version == Some(dv) {
+            *write(&self.synced_header) = header;
             return Ok(());
         }
         let since = read(&self.index).last_seq;
@@ -300,7 +322,23 @@ impl Inner {
         );
         write(&self.index).apply_snapshot(snap);
         probe.data_version = Some(dv);
+        // The header read before the query: a commit after it changes the file again.
+        *write(&self.synced_header) = header;
         Ok(())
+    }
+
+    /// The current WAL-index header, or `None` when it can't be read (then every sync
+    /// queries SQLite).
+    fn wal_index_header(&self) -> Option<[u8; WAL_INDEX_HEADER_LEN]> {
+        use std::os::unix::fs::FileExt;
+        let shm = self.shm.get_or_init(|| {
+            let mut path = self.db.clone().into_os_string();
+            path.push("-shm");
+            std::fs::File::open(path).ok()
+        });
+        let mut buf = [0u8; WAL_INDEX_HEADER_LEN];
+        shm.as_ref()?.read_exact_at(&mut buf, 0).ok()?;
+        Some(buf)
     }
 
     fn open_error(&self, e: LoadError) -> StoreError {
@@ -387,6 +425,7 @@ impl Inner {
                     tracing::warn!(secret = %arn, error = ?e, "cannot read back a commit");
                     write(&self.index).last_seq = -1;
                     probe.data_version = None;
+                    *write(&self.synced_header) = None;
                 }
             }
         }
