@@ -42,6 +42,8 @@ pub mod notifier;
 pub mod routing;
 #[cfg(feature = "sns")]
 mod sns;
+#[cfg(feature = "sns")]
+pub use sns::https_client as aws_https_client;
 mod webhook;
 
 pub use channel::DeliveryError;

@@ -15,6 +15,15 @@ use tokio::sync::Mutex;
 
 use crate::channel::{Deliver, DeliveryError};
 use crate::event::RotationEvent;
+
+/// hyper 1 + rustls on *ring* (keyroll's one TLS stack) for the AWS SDK, instead of its default
+/// client's aws-lc-rs.
+pub fn https_client() -> aws_sdk_sns::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
 use crate::format;
 
 /// SNS clients by (region, endpoint), built on first use.
@@ -33,7 +42,8 @@ impl SnsClients {
         // keyroll retries deliveries itself (bounded, with backoff): one SDK attempt each.
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(aws_config::Region::new(region.to_string()))
-            .retry_config(aws_config::retry::RetryConfig::disabled());
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .http_client(https_client());
         if let Some(e) = endpoint {
             loader = loader.endpoint_url(e);
         }

@@ -552,6 +552,7 @@ fn sns_publishes_success_and_failure_events_to_a_topic() {
         let rx = HttpReceiver::start().await;
         let conf = aws_sdk_sns::Config::builder()
             .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
+            .http_client(keyroll_notify::aws_https_client())
             .region(aws_sdk_sns::config::Region::new("us-east-1"))
             .endpoint_url(moto.endpoint())
             .credentials_provider(aws_sdk_sns::config::Credentials::new(

@@ -70,6 +70,15 @@ impl std::fmt::Debug for AwsStore {
     }
 }
 
+/// The HTTPS client every AWS call goes through: hyper 1 with rustls on *ring*, the TLS stack
+/// the rest of keyroll uses, trusting the system's roots (and plain HTTP for local endpoints).
+pub fn https_client() -> aws_sdk_secretsmanager::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 impl AwsStore {
     /// Loads the AWS configuration (see [`AwsOptions`]) and builds a client. Nothing is sent
     /// until the first call; credentials are resolved then.
@@ -84,7 +93,7 @@ impl AwsStore {
         if let Some(e) = opts.endpoint_url {
             loader = loader.endpoint_url(e);
         }
-        let conf = loader.load().await;
+        let conf = loader.http_client(https_client()).load().await;
         Self::new(Client::new(&conf))
     }
 
@@ -699,6 +708,7 @@ mod tests {
     fn lock_is_per_secret_and_released_on_drop() {
         let conf = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .http_client(https_client())
             .build();
         let store = AwsStore::new(Client::from_conf(conf));
         let a = store.try_lock_rotation("arn:a").unwrap();

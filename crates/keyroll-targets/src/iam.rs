@@ -43,6 +43,15 @@ use keyroll_core::ports::{StepContext, Target, TargetError};
 use keyroll_core::time::{Clock, SystemClock, Timestamp};
 use keyroll_core::value::SecretValue;
 use serde_json::{Map, Value};
+
+/// hyper 1 + rustls on *ring* (keyroll's one TLS stack) for the AWS SDK, instead of its default
+/// client's aws-lc-rs.
+pub fn https_client() -> aws_sdk_iam::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
 use zeroize::Zeroizing;
 
 /// Tag: days an inactive previous key is kept before deletion (0 = delete in finishSecret).
@@ -187,6 +196,7 @@ impl IamTarget {
                     .or_else(Region::new("us-east-1"));
                 aws_config::defaults(BehaviorVersion::latest())
                     .region(region)
+                    .http_client(https_client())
                     .load()
                     .await
             })

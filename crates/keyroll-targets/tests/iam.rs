@@ -54,6 +54,7 @@ struct Env {
 
 async fn sdk_for(moto: &MotoServer) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(keyroll_targets::iam::https_client())
         .region(Region::new("us-east-1"))
         .endpoint_url(moto.endpoint())
         .credentials_provider(aws_sdk_iam::config::Credentials::new(

@@ -106,6 +106,7 @@ impl Aws {
             .to_string();
         let conf = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(keyroll_store::aws::https_client())
             .region(Region::new("us-east-1"))
             .endpoint_url(moto.endpoint())
             .credentials_provider(Credentials::new(

@@ -41,6 +41,7 @@ pub fn client_for(url: &str, key: &AccessKey, region: &str) -> Client {
     );
     let conf = aws_sdk_secretsmanager::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(keyroll_store::aws::https_client())
         .region(Region::new(region.to_string()))
         .endpoint_url(url)
         .credentials_provider(creds)
