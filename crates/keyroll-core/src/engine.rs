@@ -8,7 +8,7 @@ use crate::api::{
     GetSecretValueRequest, PutSecretValueRequest, SecretIdRequest, UpdateSecretVersionStageRequest,
 };
 use crate::error::SmError;
-use crate::model::{AWSCURRENT, AWSPENDING, RotationState, RotationStatus, Step};
+use crate::model::{AWSCURRENT, AWSPENDING, RotationStatus, Step};
 use crate::ports::{Placeholder, RotationStore, SecretsApi, StepContext, Target, TargetError};
 
 /// Why one step failed.
@@ -326,22 +326,7 @@ pub async fn rotate(
         Some(t) => t,
         None => opts.token.clone().unwrap_or_else(crate::ids::new_token),
     };
-    let attempts = desc
-        .keyroll_rotation_status
-        .as_ref()
-        .filter(|s| s.version_id == token)
-        .map_or(0, |s| s.attempts)
-        + 1;
-    let mut status = RotationStatus {
-        state: RotationState::InProgress,
-        version_id: token.clone(),
-        failed_step: None,
-        error_type: None,
-        message: None,
-        started: store.now(),
-        ended: None,
-        attempts,
-    };
+    let status = RotationStatus::begin(&token, store.now(), desc.keyroll_rotation_status.as_ref());
     let check = if resumed {
         store.record_rotation_status(&arn, status.clone()).await?;
         Check::Full
@@ -374,11 +359,12 @@ pub async fn rotate(
         observer.step_finished(step, elapsed, result.as_ref().err());
         if let Err(error) = result {
             tracing::warn!(secret = %arn, version = %token, %step, class = error.class(), error = %error, "rotation step failed");
-            status.state = RotationState::Failed;
-            status.failed_step = Some(step);
-            status.error_type = Some(error.class().to_string());
-            status.message = Some(error.to_string());
-            status.ended = Some(store.now());
+            let status = status.failed(
+                step,
+                error.class().to_string(),
+                error.to_string(),
+                store.now(),
+            );
             if let Err(e) = store.record_rotation_status(&arn, status).await {
                 tracing::error!(secret = %arn, error = %e, "could not record the failed rotation");
             }

@@ -144,6 +144,43 @@ pub struct RotationStatus {
     pub attempts: u32,
 }
 
+impl RotationStatus {
+    /// A rotation to `version_id` starting `now`: the first attempt, or one more than `last`
+    /// records for the same version (a resumed rotation counts again).
+    pub fn begin(version_id: &str, now: Timestamp, last: Option<&RotationStatus>) -> Self {
+        let attempts = last
+            .filter(|s| s.version_id == version_id)
+            .map_or(0, |s| s.attempts)
+            + 1;
+        RotationStatus {
+            state: RotationState::InProgress,
+            version_id: version_id.to_string(),
+            failed_step: None,
+            error_type: None,
+            message: None,
+            started: now,
+            ended: None,
+            attempts,
+        }
+    }
+
+    /// The same rotation, ended `now` by a failure at `step`.
+    pub fn failed(
+        mut self,
+        step: Step,
+        error_type: String,
+        message: String,
+        now: Timestamp,
+    ) -> Self {
+        self.state = RotationState::Failed;
+        self.failed_step = Some(step);
+        self.error_type = Some(error_type);
+        self.message = Some(message);
+        self.ended = Some(now);
+        self
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RotationState {
     InProgress,

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use keyroll_core::api::*;
 use keyroll_core::engine::run_step;
 use keyroll_core::ids::validate_token;
-use keyroll_core::model::{RotationState, RotationStatus};
+use keyroll_core::model::RotationStatus;
 use keyroll_core::ports::{RotationStore, SecretsApi, SharedTarget, StepContext};
 use keyroll_core::rotators::{function_name, is_builtin};
 use keyroll_core::{AWSCURRENT, AWSPENDING, SmError, Step};
@@ -428,30 +428,15 @@ async fn rotate_locked<R: Regions>(
             t
         }
     };
-    let attempts = desc
-        .keyroll_rotation_status
-        .as_ref()
-        .filter(|s| s.version_id == token)
-        .map_or(0, |s| s.attempts)
-        + 1;
-    let mut status = RotationStatus {
-        state: RotationState::InProgress,
-        version_id: token.clone(),
-        failed_step: None,
-        error_type: None,
-        message: None,
-        started: svc.now(),
-        ended: None,
-        attempts,
-    };
+    let status = RotationStatus::begin(&token, svc.now(), desc.keyroll_rotation_status.as_ref());
     svc.record_rotation_status(arn, status.clone()).await?;
-    tracing::info!(secret = %arn, version = %token, attempt = attempts, function = %function_name(&lambda), "rotation started");
+    tracing::info!(secret = %arn, version = %token, attempt = status.attempts, function = %function_name(&lambda), "rotation started");
 
     let target = match &rotator {
         Rotator::Builtin => match resolve_target(svc.as_ref(), &desc, &app.config).await {
             Ok(t) => Some(t),
             Err((class, message)) => {
-                return fail(app, svc, arn, &mut status, Step::Create, class, message).await;
+                return fail(app, svc, arn, &status, Step::Create, class, message).await;
             }
         },
         Rotator::External { .. } => None,
@@ -462,7 +447,7 @@ async fn rotate_locked<R: Regions>(
                 app,
                 svc,
                 arn,
-                &mut status,
+                &status,
                 step,
                 "Cancelled".into(),
                 "the rotation was cancelled by CancelRotateSecret before this step".into(),
@@ -481,7 +466,7 @@ async fn rotate_locked<R: Regions>(
         };
         app.metrics.step(step, r.is_ok(), t0.elapsed());
         if let Err((class, message)) = r {
-            return fail(app, svc, arn, &mut status, step, class, message).await;
+            return fail(app, svc, arn, &status, step, class, message).await;
         }
         tracing::info!(secret = %arn, version = %token, %step, elapsed_ms = t0.elapsed().as_millis() as u64, "rotation step done");
     }
@@ -492,7 +477,7 @@ async fn rotate_locked<R: Regions>(
             app,
             svc,
             arn,
-            &mut status,
+            &status,
             Step::Finish,
             "FinishIncomplete".into(),
             format!("finishSecret returned without moving AWSCURRENT to version {token}"),
@@ -509,18 +494,16 @@ async fn fail<R: Regions>(
     app: &Arc<App<R>>,
     svc: &Service<R>,
     arn: &str,
-    status: &mut RotationStatus,
+    status: &RotationStatus,
     step: Step,
     class: String,
     message: String,
 ) -> Result<(), RunError> {
     tracing::warn!(secret = %arn, version = %status.version_id, %step, class = %class, error = %message, "rotation failed; AWSCURRENT unchanged, AWSPENDING kept");
-    status.state = RotationState::Failed;
-    status.failed_step = Some(step);
-    status.error_type = Some(class.clone());
-    status.message = Some(message.clone());
-    status.ended = Some(svc.now());
-    if let Err(e) = svc.record_rotation_status(arn, status.clone()).await {
+    let status = status
+        .clone()
+        .failed(step, class.clone(), message.clone(), svc.now());
+    if let Err(e) = svc.record_rotation_status(arn, status).await {
         tracing::error!(secret = %arn, error = %e, "could not record the failed rotation");
     }
     app.metrics.rotation(RotationOutcome::Failed);
@@ -584,16 +567,13 @@ async fn test_locked<R: Regions>(
         }
         Err((class, message)) => {
             app.metrics.rotation(RotationOutcome::TestFailed);
-            let status = RotationStatus {
-                state: RotationState::Failed,
-                version_id: token.clone(),
-                failed_step: Some(Step::Test),
-                error_type: Some(class.clone()),
-                message: Some(message.clone()),
-                started: svc.now(),
-                ended: Some(svc.now()),
-                attempts: 1,
-            };
+            let now = svc.now();
+            let status = RotationStatus::begin(&token, now, None).failed(
+                Step::Test,
+                class.clone(),
+                message.clone(),
+                now,
+            );
             svc.record_rotation_status(arn, status).await?;
             tracing::warn!(secret = %arn, class = %class, error = %message, "rotation test failed");
             Err(RunError::Step {
