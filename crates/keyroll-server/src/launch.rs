@@ -101,7 +101,7 @@ impl Started {
                 ));
                 lines.push("use it with:".into());
                 lines.push(format!(
-                    "  export AWS_SHARED_CREDENTIALS_FILE={} AWS_REGION=us-east-1",
+                    "  export AWS_SHARED_CREDENTIALS_FILE={} AWS_DEFAULT_REGION=us-east-1",
                     f.display()
                 ));
                 lines.push(format!(
@@ -127,11 +127,17 @@ fn load_config(opts: &LaunchOptions) -> Result<(Config, Option<PathBuf>), Config
     Ok((Config::default(), None))
 }
 
+/// Creates the data directory, private to this user (as the embedded store would).
 fn ensure_dir(dir: &Path) -> Result<(), LaunchError> {
-    std::fs::create_dir_all(dir).map_err(|source| LaunchError::DataDir {
-        dir: dir.into(),
-        source,
-    })?;
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| LaunchError::DataDir {
+            dir: dir.into(),
+            source,
+        })?;
     Ok(())
 }
 
