@@ -2,7 +2,11 @@
 //! ([`run_step`]), and the whole rotation the way the Secrets Manager service drives it
 //! ([`rotate`]).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
 
 use crate::api::{
     GetSecretValueRequest, PutSecretValueRequest, SecretIdRequest, UpdateSecretVersionStageRequest,
@@ -21,6 +25,15 @@ pub enum StepError {
     Target(#[from] TargetError),
     #[error("secret store: {0}")]
     Store(#[from] SmError),
+    /// A [`RotationFunction`] failed the step; `class` is its stable error class.
+    #[error("{message}")]
+    Function {
+        class: &'static str,
+        message: String,
+    },
+    /// [`RotateOptions::cancel`] was set before this step began.
+    #[error("the rotation was cancelled before this step")]
+    Cancelled,
 }
 
 impl StepError {
@@ -30,6 +43,8 @@ impl StepError {
             StepError::Invalid(_) => "InvalidRotationState",
             StepError::Target(t) => t.class(),
             StepError::Store(_) => "StoreError",
+            StepError::Function { class, .. } => class,
+            StepError::Cancelled => "Cancelled",
         }
     }
 }
@@ -212,6 +227,23 @@ async fn finish_secret(ctx: &StepContext<'_>, target: &dyn Target) -> Result<(),
     Ok(())
 }
 
+/// A rotation function that carries out whole steps itself, calling the secret store on its
+/// own like a Lambda rotation function does (e.g. a command configured in `keyroll serve`),
+/// instead of a [`Target`] behind [`run_step`]'s checks.
+#[async_trait]
+pub trait RotationFunction: Send + Sync {
+    async fn invoke(&self, step: Step, secret_id: &str, token: &str) -> Result<(), StepError>;
+}
+
+/// What carries out the four steps of a [`rotate_with`].
+#[derive(Clone, Copy)]
+pub enum StepRunner<'a> {
+    /// keyroll's steps ([`run_step`]) over a target.
+    Builtin(&'a dyn Target),
+    /// A function that does each step itself.
+    Function(&'a dyn RotationFunction),
+}
+
 /// Options of one orchestrated rotation.
 #[derive(Debug, Clone, Default)]
 pub struct RotateOptions {
@@ -225,6 +257,30 @@ pub struct RotateOptions {
     /// service that owns the rotation configuration (`keyroll rotate --store aws` against
     /// real Secrets Manager, where enabling rotation means naming a Lambda function).
     pub allow_rotation_disabled: bool,
+    /// Checked before each step: once set, the rotation stops there and fails with
+    /// [`StepError::Cancelled`] (`CancelRotateSecret` in `keyroll serve`).
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// After a rotation function's `finishSecret`: `AWSCURRENT` must be on `token`.
+async fn ensure_promoted(
+    store: &dyn RotationStore,
+    arn: &str,
+    token: &str,
+) -> Result<(), StepError> {
+    let desc = store
+        .describe_secret(SecretIdRequest {
+            secret_id: arn.into(),
+        })
+        .await?;
+    if desc.holder(AWSCURRENT) == Some(token) {
+        Ok(())
+    } else {
+        Err(StepError::Function {
+            class: "FinishIncomplete",
+            message: format!("finishSecret returned without moving AWSCURRENT to version {token}"),
+        })
+    }
 }
 
 /// Progress callbacks, e.g. for `keyroll rotate`'s per-step output.
@@ -259,6 +315,26 @@ pub struct RotationReport {
 pub async fn rotate(
     store: &dyn RotationStore,
     target: &dyn Target,
+    secret_id: &str,
+    opts: &RotateOptions,
+    observer: &dyn RotationObserver,
+) -> Result<RotationReport, RotationError> {
+    rotate_with(
+        store,
+        StepRunner::Builtin(target),
+        secret_id,
+        opts,
+        observer,
+    )
+    .await
+}
+
+/// [`rotate`] with the steps carried out by `runner`: keyroll's own over a target, or a
+/// [`RotationFunction`]. A function's `finishSecret` must have moved `AWSCURRENT` to the new
+/// version; the rotation fails at `finishSecret` (class `FinishIncomplete`) otherwise.
+pub async fn rotate_with(
+    store: &dyn RotationStore,
+    runner: StepRunner<'_>,
     secret_id: &str,
     opts: &RotateOptions,
     observer: &dyn RotationObserver,
@@ -345,16 +421,29 @@ pub async fn rotate(
     for step in Step::ALL {
         observer.step_started(step);
         let t = Instant::now();
-        let result = run_step_checked(
-            store,
-            target,
-            step,
-            &arn,
-            &token,
-            check,
-            !opts.allow_rotation_disabled,
-        )
-        .await;
+        let cancelled = opts
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst));
+        let result = match runner {
+            _ if cancelled => Err(StepError::Cancelled),
+            StepRunner::Builtin(target) => {
+                run_step_checked(
+                    store,
+                    target,
+                    step,
+                    &arn,
+                    &token,
+                    check,
+                    !opts.allow_rotation_disabled,
+                )
+                .await
+            }
+            StepRunner::Function(f) => match f.invoke(step, &arn, &token).await {
+                Ok(()) if step == Step::Finish => ensure_promoted(store, &arn, &token).await,
+                r => r,
+            },
+        };
         let elapsed = t.elapsed();
         observer.step_finished(step, elapsed, result.as_ref().err());
         if let Err(error) = result {

@@ -2,7 +2,10 @@
 //! resumption, idempotent steps and the AWS template's validation.
 
 use keyroll_core::api::*;
-use keyroll_core::engine::{RotateOptions, RotationError, Silent, StepError, rotate, run_step};
+use keyroll_core::engine::{
+    RotateOptions, RotationError, RotationFunction, Silent, StepError, StepRunner, rotate,
+    rotate_with, run_step,
+};
 use keyroll_core::memory::{MemoryBackend, memory_service};
 use keyroll_core::model::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Step};
 use keyroll_core::ports::{RotationStore, SecretsApi};
@@ -432,4 +435,140 @@ async fn a_rotation_takes_four_commits() {
     // Placeholder with the in-progress status, createSecret's put, finishSecret's label
     // move, and the clean-up with LastRotatedDate.
     assert_eq!(n, 4, "commits per rotation");
+}
+
+#[tokio::test]
+async fn a_cancelled_rotation_stops_before_its_next_step_and_keeps_pending() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    let svc = memory_service();
+    let arn = create(&svc, "app/cancel", "v0").await;
+    enable(&svc, &arn).await;
+    let opts = RotateOptions {
+        cancel: Some(Arc::new(AtomicBool::new(true))),
+        ..RotateOptions::default()
+    };
+    let target = CounterTarget::default();
+    let err = rotate(&svc, &target, &arn, &opts, &Silent)
+        .await
+        .unwrap_err();
+    match &err {
+        RotationError::Step { step, error, .. } => {
+            assert_eq!(*step, Step::Create);
+            assert!(matches!(error, StepError::Cancelled));
+        }
+        other => panic!("expected a cancelled step, got {other}"),
+    }
+    assert_eq!(err.class(), "Cancelled");
+    assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), "v0");
+    let desc = svc
+        .describe_secret(SecretIdRequest {
+            secret_id: arn.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        desc.holder(AWSPENDING).is_some(),
+        "the placeholder stays for the next run"
+    );
+    let status = desc.keyroll_rotation_status.unwrap();
+    assert_eq!(status.error_type.as_deref(), Some("Cancelled"));
+    // Not cancelled this time: the next run resumes the same version and completes.
+    let report = rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap();
+    assert!(report.resumed);
+    assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), "v0-rotated-0");
+}
+
+/// A rotation function that does each step itself through the store, like a Lambda; with
+/// `promote: false` its finishSecret forgets to move AWSCURRENT.
+struct SelfServiceFunction<'a> {
+    svc: &'a Svc,
+    promote: bool,
+}
+
+#[async_trait::async_trait]
+impl RotationFunction for SelfServiceFunction<'_> {
+    async fn invoke(&self, step: Step, secret_id: &str, token: &str) -> Result<(), StepError> {
+        match step {
+            Step::Create => {
+                self.svc
+                    .put_secret_value(PutSecretValueRequest {
+                        secret_id: secret_id.into(),
+                        client_request_token: Some(token.into()),
+                        secret_string: Some(SecretString::from("from-the-function".to_string())),
+                        version_stages: Some(vec![AWSPENDING.into()]),
+                        ..Default::default()
+                    })
+                    .await?;
+            }
+            Step::Finish if self.promote => {
+                let desc = self
+                    .svc
+                    .describe_secret(SecretIdRequest {
+                        secret_id: secret_id.into(),
+                    })
+                    .await?;
+                self.svc
+                    .update_secret_version_stage(UpdateSecretVersionStageRequest {
+                        secret_id: secret_id.into(),
+                        version_stage: AWSCURRENT.into(),
+                        move_to_version_id: Some(token.into()),
+                        remove_from_version_id: desc.holder(AWSCURRENT).map(str::to_string),
+                    })
+                    .await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_rotation_function_runs_the_steps_and_must_promote() {
+    let svc = memory_service();
+    let arn = create(&svc, "app/function", "v0").await;
+    enable(&svc, &arn).await;
+    let forgetful = SelfServiceFunction {
+        svc: &svc,
+        promote: false,
+    };
+    let err = rotate_with(
+        &svc,
+        StepRunner::Function(&forgetful),
+        &arn,
+        &RotateOptions::default(),
+        &Silent,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.failed_step(), Some(Step::Finish));
+    assert_eq!(err.class(), "FinishIncomplete");
+    assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), "v0");
+    assert_eq!(
+        value(&svc, &arn, AWSPENDING).await.unwrap(),
+        "from-the-function"
+    );
+
+    let good = SelfServiceFunction {
+        svc: &svc,
+        promote: true,
+    };
+    let report = rotate_with(
+        &svc,
+        StepRunner::Function(&good),
+        &arn,
+        &RotateOptions::default(),
+        &Silent,
+    )
+    .await
+    .unwrap();
+    assert!(report.resumed);
+    assert_eq!(
+        value(&svc, &arn, AWSCURRENT).await.unwrap(),
+        "from-the-function"
+    );
+    assert_eq!(value(&svc, &arn, AWSPREVIOUS).await.unwrap(), "v0");
+    assert!(value(&svc, &arn, AWSPENDING).await.is_none());
 }

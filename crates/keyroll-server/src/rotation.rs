@@ -3,25 +3,34 @@
 //! step), bookkeeping, metrics, cancellation between steps, and a bounded number of rotations
 //! at once.
 //!
-//! Built-in functions (`keyroll` and AWS's RDS rotation function names) run
-//! [`keyroll_core::engine::run_step`] with the target chosen from the secret's `engine`. Any
-//! other function name must be mapped in the configuration to a command, which receives each
-//! step's Lambda event (`{"Step","SecretId","ClientRequestToken"}`) on stdin and, in its
-//! environment, this server's endpoint, credentials and region — like a Lambda function
-//! calling Secrets Manager.
+//! The rotation itself is [`keyroll_core::engine::rotate_with`], the same orchestration as
+//! `keyroll rotate`. Built-in functions (`keyroll` and AWS's RDS rotation function names) are
+//! the engine's own steps over the target chosen from the secret's `engine`. Any other
+//! function name must be mapped in the configuration to a command (a
+//! [`RotationFunction`]), which receives each step's Lambda event
+//! (`{"Step","SecretId","ClientRequestToken"}`) on stdin and, in its environment, this
+//! server's endpoint, credentials and region — like a Lambda function calling Secrets
+//! Manager.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use keyroll_core::api::*;
-use keyroll_core::engine::run_step;
+use keyroll_core::engine::{
+    self, RotateOptions, RotationError, RotationFunction, RotationObserver, StepError, StepRunner,
+};
 use keyroll_core::ids::validate_token;
 use keyroll_core::model::RotationStatus;
-use keyroll_core::ports::{RotationStore, SecretsApi, SharedTarget, StepContext};
+use keyroll_core::ports::{
+    RotationStore, SecretsApi, SharedTarget, StepContext, Target, TargetError,
+};
 use keyroll_core::rotators::{function_name, is_builtin};
+use keyroll_core::value::SecretValue;
 use keyroll_core::{AWSCURRENT, AWSPENDING, SmError, Step};
+use keyroll_targets::TargetConfig;
 use secrecy::ExposeSecret;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Notify, Semaphore};
@@ -329,11 +338,12 @@ pub async fn run_rotation<R: Regions>(
         .fetch_add(1, Ordering::Relaxed);
     let svc = app.store.region(region)?;
     let since = svc.now();
-    let result = match svc.try_lock_rotation(arn)? {
-        None => Err(RunError::AlreadyRunning),
-        Some(_lock) => match mode {
-            Mode::Rotate => rotate_locked(app, region, &svc, arn, token, &running.cancel).await,
-            Mode::TestOnly => test_locked(app, region, &svc, arn, token).await,
+    let result = match mode {
+        // The engine takes the store's rotation lock itself.
+        Mode::Rotate => rotate(app, region, &svc, arn, token, &running.cancel).await,
+        Mode::TestOnly => match svc.try_lock_rotation(arn)? {
+            None => Err(RunError::AlreadyRunning),
+            Some(_lock) => test_locked(app, region, &svc, arn, token).await,
         },
     };
     app.metrics
@@ -391,127 +401,157 @@ async fn describe<B: keyroll_core::service::Backend>(
     .await
 }
 
-async fn rotate_locked<R: Regions>(
+/// A rotation through the engine, with the function the secret names.
+async fn rotate<R: Regions>(
     app: &Arc<App<R>>,
     region: &str,
     svc: &Service<R>,
     arn: &str,
     token: Option<String>,
-    cancel: &AtomicBool,
+    cancel: &Arc<AtomicBool>,
 ) -> Result<(), RunError> {
     let desc = describe(svc, arn).await?;
-    if desc.deleted_date.is_some() {
-        return Err(SmError::marked_for_deletion().into());
-    }
-    if desc.rotation_enabled != Some(true) {
-        return Err(RunError::Config(format!(
-            "rotation is not enabled for {}",
-            desc.name
-        )));
-    }
     let lambda = desc.rotation_lambda_arn.clone().ok_or_else(|| {
         RunError::Config("No Lambda rotation function ARN is associated with this secret.".into())
     })?;
-    let rotator = resolve_rotator(&app.config, &lambda)?;
-    let token = match desc.holder(AWSPENDING) {
-        Some(p) if desc.holder(AWSCURRENT) == Some(p) => {
-            // Promoted earlier but not cleaned up: finishing is all that is left.
-            svc.complete_rotation(arn, p).await?;
+    let builtin;
+    let external;
+    let runner = match resolve_rotator(&app.config, &lambda)? {
+        Rotator::Builtin => {
+            builtin = BuiltinTarget::new(app.config.targets.target_config());
+            StepRunner::Builtin(&builtin)
+        }
+        Rotator::External { name, function } => {
+            external = ExternalFunction {
+                app: app.clone(),
+                region: region.to_string(),
+                name,
+                function,
+            };
+            StepRunner::Function(&external)
+        }
+    };
+    let opts = RotateOptions {
+        token,
+        cancel: Some(cancel.clone()),
+        ..RotateOptions::default()
+    };
+    let observer = Observer {
+        app: app.as_ref(),
+        function: function_name(&lambda),
+    };
+    match engine::rotate_with(svc.as_ref(), runner, arn, &opts, &observer).await {
+        Ok(report) => {
             app.metrics.rotation(RotationOutcome::Succeeded);
-            return Ok(());
+            tracing::info!(secret = %arn, version = %report.version_id, "rotation succeeded");
+            Ok(())
         }
-        // Resume the pending rotation (every step is idempotent).
-        Some(p) => p.to_string(),
-        None => {
-            let t = token.unwrap_or_else(keyroll_core::ids::new_token);
-            svc.begin_rotation(arn, &t).await?;
-            t
-        }
-    };
-    let status = RotationStatus::begin(&token, svc.now(), desc.keyroll_rotation_status.as_ref());
-    svc.record_rotation_status(arn, status.clone()).await?;
-    tracing::info!(secret = %arn, version = %token, attempt = status.attempts, function = %function_name(&lambda), "rotation started");
-
-    let target = match &rotator {
-        Rotator::Builtin => match resolve_target(svc.as_ref(), &desc, &app.config).await {
-            Ok(t) => Some(t),
-            Err((class, message)) => {
-                return fail(app, svc, arn, &status, Step::Create, class, message).await;
-            }
-        },
-        Rotator::External { .. } => None,
-    };
-    for step in Step::ALL {
-        if cancel.load(Ordering::SeqCst) {
-            return fail(
-                app,
-                svc,
-                arn,
-                &status,
+        Err(RotationError::Step { step, token, error }) => {
+            app.metrics.rotation(RotationOutcome::Failed);
+            tracing::warn!(secret = %arn, version = %token, %step, class = error.class(), error = %error, "rotation failed; AWSCURRENT unchanged, AWSPENDING kept");
+            Err(RunError::Step {
                 step,
-                "Cancelled".into(),
-                "the rotation was cancelled by CancelRotateSecret before this step".into(),
-            )
-            .await;
+                class: error.class().to_string(),
+                message: error.to_string(),
+            })
         }
-        let t0 = Instant::now();
-        let r = match (&rotator, &target) {
-            (Rotator::Builtin, Some(t)) => run_step(svc.as_ref(), t.as_ref(), step, arn, &token)
-                .await
-                .map_err(|e| (e.class().to_string(), e.to_string())),
-            (Rotator::External { name, function }, _) => {
-                invoke(app, region, name, function, step, arn, &token).await
-            }
-            (Rotator::Builtin, None) => Err(("Internal".into(), "no target".into())),
-        };
-        app.metrics.step(step, r.is_ok(), t0.elapsed());
-        if let Err((class, message)) = r {
-            return fail(app, svc, arn, &status, step, class, message).await;
-        }
-        tracing::info!(secret = %arn, version = %token, %step, elapsed_ms = t0.elapsed().as_millis() as u64, "rotation step done");
+        Err(RotationError::AlreadyRunning { .. }) => Err(RunError::AlreadyRunning),
+        Err(e @ RotationError::NotEnabled { .. }) => Err(RunError::Config(e.to_string())),
+        Err(RotationError::Store(e)) => Err(e.into()),
     }
-    // The function's finishSecret must have moved AWSCURRENT (an external function might not).
-    let after = describe(svc, arn).await?;
-    if after.holder(AWSCURRENT) != Some(token.as_str()) {
-        return fail(
-            app,
-            svc,
-            arn,
-            &status,
-            Step::Finish,
-            "FinishIncomplete".into(),
-            format!("finishSecret returned without moving AWSCURRENT to version {token}"),
-        )
-        .await;
-    }
-    svc.complete_rotation(arn, &token).await?;
-    app.metrics.rotation(RotationOutcome::Succeeded);
-    tracing::info!(secret = %arn, version = %token, "rotation succeeded");
-    Ok(())
 }
 
-async fn fail<R: Regions>(
-    app: &Arc<App<R>>,
-    svc: &Service<R>,
-    arn: &str,
-    status: &RotationStatus,
-    step: Step,
-    class: String,
-    message: String,
-) -> Result<(), RunError> {
-    tracing::warn!(secret = %arn, version = %status.version_id, %step, class = %class, error = %message, "rotation failed; AWSCURRENT unchanged, AWSPENDING kept");
-    let status = status
-        .clone()
-        .failed(step, class.clone(), message.clone(), svc.now());
-    if let Err(e) = svc.record_rotation_status(arn, status).await {
-        tracing::error!(secret = %arn, error = %e, "could not record the failed rotation");
+/// The engine's progress, as the server's logs and metrics.
+struct Observer<'a, R: Regions> {
+    app: &'a App<R>,
+    function: &'a str,
+}
+
+impl<R: Regions> RotationObserver for Observer<'_, R> {
+    fn started(&self, arn: &str, token: &str, resumed: bool) {
+        tracing::info!(secret = %arn, version = %token, resumed, function = %self.function, "rotation started");
     }
-    app.metrics.rotation(RotationOutcome::Failed);
-    Err(RunError::Step {
-        step,
-        class,
-        message,
-    })
+
+    fn step_finished(&self, step: Step, elapsed: Duration, error: Option<&StepError>) {
+        self.app.metrics.step(step, error.is_none(), elapsed);
+        if error.is_none() {
+            tracing::info!(%step, elapsed_ms = elapsed.as_millis() as u64, "rotation step done");
+        }
+    }
+}
+
+/// keyroll's built-in rotator: the target named by the secret's `engine`, chosen at the
+/// first step from `AWSCURRENT` (so a secret it cannot rotate fails the rotation at
+/// `createSecret`, recorded like any other failure).
+struct BuiltinTarget {
+    config: TargetConfig,
+    resolved: tokio::sync::OnceCell<SharedTarget>,
+}
+
+impl BuiltinTarget {
+    fn new(config: TargetConfig) -> Self {
+        BuiltinTarget {
+            config,
+            resolved: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn target(&self, ctx: &StepContext<'_>) -> Result<&SharedTarget, TargetError> {
+        self.resolved
+            .get_or_try_init(|| async {
+                let current = ctx.current().await?;
+                keyroll_targets::resolve(ctx.description, &current.value, &self.config)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl Target for BuiltinTarget {
+    fn name(&self) -> &str {
+        self.resolved.get().map_or("keyroll", |t| t.name())
+    }
+
+    async fn create(&self, ctx: &StepContext<'_>) -> Result<SecretValue, TargetError> {
+        self.target(ctx).await?.create(ctx).await
+    }
+
+    async fn set(&self, ctx: &StepContext<'_>) -> Result<(), TargetError> {
+        self.target(ctx).await?.set(ctx).await
+    }
+
+    async fn test(&self, ctx: &StepContext<'_>) -> Result<(), TargetError> {
+        self.target(ctx).await?.test(ctx).await
+    }
+
+    async fn finish(&self, ctx: &StepContext<'_>) -> Result<(), TargetError> {
+        self.target(ctx).await?.finish(ctx).await
+    }
+}
+
+/// A rotation function mapped to a command in the configuration.
+struct ExternalFunction<R: Regions> {
+    app: Arc<App<R>>,
+    region: String,
+    name: String,
+    function: FunctionConfig,
+}
+
+#[async_trait]
+impl<R: Regions> RotationFunction for ExternalFunction<R> {
+    async fn invoke(&self, step: Step, secret_id: &str, token: &str) -> Result<(), StepError> {
+        invoke(
+            &self.app,
+            &self.region,
+            &self.name,
+            &self.function,
+            step,
+            secret_id,
+            token,
+        )
+        .await
+        .map_err(|(class, message)| StepError::Function { class, message })
+    }
 }
 
 async fn test_locked<R: Regions>(
@@ -545,7 +585,9 @@ async fn test_locked<R: Regions>(
             Err(e) => Err(e),
         },
         Rotator::External { name, function } => {
-            invoke(app, region, name, function, Step::Test, arn, &token).await
+            invoke(app, region, name, function, Step::Test, arn, &token)
+                .await
+                .map_err(|(class, message)| (class.to_string(), message))
         }
     };
     app.metrics.step(Step::Test, r.is_ok(), t0.elapsed());
@@ -597,7 +639,7 @@ async fn invoke<R: Regions>(
     step: Step,
     arn: &str,
     token: &str,
-) -> Result<(), (String, String)> {
+) -> Result<(), (&'static str, String)> {
     let event = serde_json::json!({
         "Step": step.as_str(),
         "SecretId": arn,
@@ -632,7 +674,7 @@ async fn invoke<R: Regions>(
     }
     let mut child = cmd.spawn().map_err(|e| {
         (
-            "FunctionNotRunnable".to_string(),
+            "FunctionNotRunnable",
             format!(
                 "cannot start rotation function {name} ({:?}): {e}",
                 f.command[0]
@@ -648,13 +690,13 @@ async fn invoke<R: Regions>(
         Ok(Ok(o)) => o,
         Ok(Err(e)) => {
             return Err((
-                "FunctionError".into(),
+                "FunctionError",
                 format!("rotation function {name} at {step}: {e}"),
             ));
         }
         Err(_) => {
             return Err((
-                "FunctionTimeout".into(),
+                "FunctionTimeout",
                 format!(
                     "rotation function {name} did not finish {step} within {}s",
                     f.timeout_secs
@@ -674,7 +716,7 @@ async fn invoke<R: Regions>(
         .trim();
     let last: String = last.chars().take(STDERR_TAIL).collect();
     Err((
-        "FunctionError".into(),
+        "FunctionError",
         format!(
             "rotation function {name} failed at {step} ({}): {last}",
             out.status

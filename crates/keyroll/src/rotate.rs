@@ -300,6 +300,7 @@ pub async fn execute(
         token: args.client_request_token.clone(),
         discard_pending: args.discard_pending,
         allow_rotation_disabled: how.allow_rotation_disabled,
+        cancel: None,
     };
     let started = store.now();
     let progress = Progress {
