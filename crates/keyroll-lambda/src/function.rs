@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use keyroll_core::engine::run_step;
 use keyroll_core::ports::Target;
 use keyroll_store::aws::{AwsOptions, AwsStore};
+use keyroll_targets::AutoTarget;
 use lambda_runtime::Diagnostic;
 use tokio::sync::OnceCell;
 
@@ -14,7 +15,6 @@ use crate::event::RotationEvent;
 use crate::metrics::{StepRecord, emf_line};
 use crate::settings::Settings;
 use crate::store::EventStore;
-use crate::target::AutoTarget;
 
 /// A failed invocation: `error_type` is a stable class (`InvalidEvent`,
 /// `InvalidRotationState`, `AuthenticationFailed`, `Unreachable`, `StoreError`, ...), the

@@ -28,7 +28,6 @@ pub mod function;
 pub mod metrics;
 pub mod settings;
 pub mod store;
-pub mod target;
 
 pub use event::RotationEvent;
 pub use function::{Function, InvokeError};

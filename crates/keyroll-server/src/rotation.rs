@@ -24,13 +24,10 @@ use keyroll_core::engine::{
 };
 use keyroll_core::ids::validate_token;
 use keyroll_core::model::RotationStatus;
-use keyroll_core::ports::{
-    RotationStore, SecretsApi, SharedTarget, StepContext, Target, TargetError,
-};
+use keyroll_core::ports::{RotationStore, SecretsApi, SharedTarget, StepContext};
 use keyroll_core::rotators::{function_name, is_builtin};
-use keyroll_core::value::SecretValue;
 use keyroll_core::{AWSCURRENT, AWSPENDING, SmError, Step};
-use keyroll_targets::TargetConfig;
+use keyroll_targets::AutoTarget;
 use secrecy::ExposeSecret;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Notify, Semaphore};
@@ -418,7 +415,7 @@ async fn rotate<R: Regions>(
     let external;
     let runner = match resolve_rotator(&app.config, &lambda)? {
         Rotator::Builtin => {
-            builtin = BuiltinTarget::new(app.config.targets.target_config());
+            builtin = AutoTarget::new(app.config.targets.target_config());
             StepRunner::Builtin(&builtin)
         }
         Rotator::External { name, function } => {
@@ -477,55 +474,6 @@ impl<R: Regions> RotationObserver for Observer<'_, R> {
         if error.is_none() {
             tracing::info!(%step, elapsed_ms = elapsed.as_millis() as u64, "rotation step done");
         }
-    }
-}
-
-/// keyroll's built-in rotator: the target named by the secret's `engine`, chosen at the
-/// first step from `AWSCURRENT` (so a secret it cannot rotate fails the rotation at
-/// `createSecret`, recorded like any other failure).
-struct BuiltinTarget {
-    config: TargetConfig,
-    resolved: tokio::sync::OnceCell<SharedTarget>,
-}
-
-impl BuiltinTarget {
-    fn new(config: TargetConfig) -> Self {
-        BuiltinTarget {
-            config,
-            resolved: tokio::sync::OnceCell::new(),
-        }
-    }
-
-    async fn target(&self, ctx: &StepContext<'_>) -> Result<&SharedTarget, TargetError> {
-        self.resolved
-            .get_or_try_init(|| async {
-                let current = ctx.current().await?;
-                keyroll_targets::resolve(ctx.description, &current.value, &self.config)
-            })
-            .await
-    }
-}
-
-#[async_trait]
-impl Target for BuiltinTarget {
-    fn name(&self) -> &str {
-        self.resolved.get().map_or("keyroll", |t| t.name())
-    }
-
-    async fn create(&self, ctx: &StepContext<'_>) -> Result<SecretValue, TargetError> {
-        self.target(ctx).await?.create(ctx).await
-    }
-
-    async fn set(&self, ctx: &StepContext<'_>) -> Result<(), TargetError> {
-        self.target(ctx).await?.set(ctx).await
-    }
-
-    async fn test(&self, ctx: &StepContext<'_>) -> Result<(), TargetError> {
-        self.target(ctx).await?.test(ctx).await
-    }
-
-    async fn finish(&self, ctx: &StepContext<'_>) -> Result<(), TargetError> {
-        self.target(ctx).await?.finish(ctx).await
     }
 }
 

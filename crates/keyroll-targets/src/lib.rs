@@ -12,8 +12,10 @@
 //! - [`mysql`]: MySQL, Aurora MySQL and MariaDB (mysql_async, `SHOW GRANTS` replay).
 //! - [`http`]: API keys held by an external HTTP API (rotate or set style).
 //! - `iam` (feature `aws`): IAM users' access keys.
-//! - [`resolve`]: picks the target for a secret from its `engine` field.
+//! - [`resolve`]: picks the target for a secret from its `engine` field; [`AutoTarget`] does
+//!   that lazily, at the first step that needs it.
 
+pub mod auto;
 pub mod database;
 pub mod http;
 #[cfg(feature = "aws")]
@@ -26,6 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use auto::AutoTarget;
 use keyroll_core::api::DescribeSecretResponse;
 use keyroll_core::ports::{SharedTarget, TargetError};
 use keyroll_core::value::SecretValue;

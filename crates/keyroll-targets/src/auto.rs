@@ -1,14 +1,17 @@
-//! The target of one event, chosen from the secret's `engine` the first time a step needs
-//! it — after the template's checks, so an event with nothing to do (a token already
-//! `AWSCURRENT`) or an invalid one never reads the secret's value.
+//! A target chosen from the secret's `engine` the first time a step needs it — after the
+//! engine's checks, so an event with nothing to do (a token already `AWSCURRENT`) or an
+//! invalid one never reads the secret's value, and a secret no target can rotate fails the
+//! step (recorded like any other failure) instead of the caller. The Lambda function and
+//! `keyroll serve` rotate through it.
 
 use async_trait::async_trait;
 use keyroll_core::ports::{SharedTarget, StepContext, Target, TargetError};
 use keyroll_core::value::SecretValue;
-use keyroll_targets::TargetConfig;
+
+use crate::TargetConfig;
 use tokio::sync::OnceCell;
 
-/// Resolves to `keyroll_targets::resolve(secret, AWSCURRENT value, config)` on first use.
+/// Resolves to [`crate::resolve`]`(secret, AWSCURRENT value, config)` on first use.
 pub struct AutoTarget {
     config: TargetConfig,
     resolved: OnceCell<SharedTarget>,
@@ -26,7 +29,7 @@ impl AutoTarget {
         self.resolved
             .get_or_try_init(|| async {
                 let current = ctx.current().await?;
-                keyroll_targets::resolve(ctx.description, &current.value, &self.config)
+                crate::resolve(ctx.description, &current.value, &self.config)
             })
             .await
     }
