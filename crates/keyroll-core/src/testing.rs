@@ -1,13 +1,33 @@
-//! Helpers for tests of targets and drivers: a target wrapper that fails on command.
+//! Helpers for tests of targets and drivers: a target wrapper that fails on command, a
+//! counting target, a sleeper that records instead of waiting.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::model::Step;
 use crate::ports::{StepContext, Target, TargetError};
 use crate::value::SecretValue;
+
+/// A [`crate::time::Sleeper`] that returns at once and records the delays it was asked for.
+#[derive(Debug, Default)]
+pub struct RecordingSleeper(Mutex<Vec<Duration>>);
+
+#[async_trait]
+impl crate::time::Sleeper for RecordingSleeper {
+    async fn sleep(&self, d: Duration) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(d);
+    }
+}
+
+impl RecordingSleeper {
+    /// The delays asked for so far, in order.
+    pub fn delays(&self) -> Vec<Duration> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
 
 /// Wraps a target and makes chosen steps fail a chosen number of times (before the inner
 /// target runs, or after it when `after` is set, to mimic a crash once the work is done).

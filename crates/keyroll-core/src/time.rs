@@ -84,6 +84,24 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// Waits between retries. Production uses [`TokioSleeper`]; tests inject one that returns at
+/// once and records the delays ([`crate::testing::RecordingSleeper`]).
+#[async_trait::async_trait]
+pub trait Sleeper: Send + Sync {
+    async fn sleep(&self, d: std::time::Duration);
+}
+
+/// `tokio::time::sleep`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TokioSleeper;
+
+#[async_trait::async_trait]
+impl Sleeper for TokioSleeper {
+    async fn sleep(&self, d: std::time::Duration) {
+        tokio::time::sleep(d).await;
+    }
+}
+
 /// Where "now" comes from. Production uses [`SystemClock`]; tests inject a [`ManualClock`].
 pub trait Clock: Send + Sync + fmt::Debug {
     fn now(&self) -> Timestamp;

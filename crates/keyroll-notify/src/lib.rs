@@ -52,6 +52,7 @@ pub use config::{
     WebhookConfig, WebhookFormat,
 };
 pub use event::{EventKind, RotationEvent};
+pub use keyroll_core::time::{Sleeper, TokioSleeper};
 pub use metrics::{ChannelCounters, ChannelStats, NotifyMetrics};
-pub use notifier::{DeliveryReport, Notifier, Sleeper, TokioSleeper};
+pub use notifier::{DeliveryReport, Notifier};
 pub use routing::{EventFilter, Routing};

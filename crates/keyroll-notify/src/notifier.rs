@@ -5,30 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-
 use crate::channel::{Deliver, DeliveryError};
 use crate::config::{NotifyConfig, NotifyConfigError, RetryConfig, channel_name};
 use crate::event::RotationEvent;
 use crate::metrics::NotifyMetrics;
 use crate::routing::{ChannelChoice, EventFilter};
-
-/// Waits between attempts. Tests inject one that returns at once and records the delays.
-#[async_trait]
-pub trait Sleeper: Send + Sync {
-    async fn sleep(&self, d: Duration);
-}
-
-/// `tokio::time::sleep`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct TokioSleeper;
-
-#[async_trait]
-impl Sleeper for TokioSleeper {
-    async fn sleep(&self, d: Duration) {
-        tokio::time::sleep(d).await;
-    }
-}
+use keyroll_core::time::{Sleeper, TokioSleeper};
 
 struct Channel {
     name: String,

@@ -15,16 +15,16 @@ use tokio::sync::Mutex;
 
 use crate::channel::{Deliver, DeliveryError};
 use crate::event::RotationEvent;
+use crate::format;
 
-/// hyper 1 + rustls on *ring* (keyroll's one TLS stack) for the AWS SDK, instead of its default
-/// client's aws-lc-rs.
+/// hyper 1 + rustls on *ring* (keyroll's one TLS stack) for the AWS SDK, instead of its
+/// default client's aws-lc-rs.
 pub fn https_client() -> aws_sdk_sns::config::SharedHttpClient {
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https()
 }
-use crate::format;
 
 /// SNS clients by (region, endpoint), built on first use.
 #[derive(Default)]

@@ -40,39 +40,22 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::StatusType;
 use keyroll_core::ports::{StepContext, Target, TargetError};
-use keyroll_core::time::{Clock, SystemClock, Timestamp};
+use keyroll_core::time::{Clock, Sleeper, SystemClock, Timestamp, TokioSleeper};
 use keyroll_core::value::SecretValue;
 use serde_json::{Map, Value};
+use zeroize::Zeroizing;
 
-/// hyper 1 + rustls on *ring* (keyroll's one TLS stack) for the AWS SDK, instead of its default
-/// client's aws-lc-rs.
+/// hyper 1 + rustls on *ring* (keyroll's one TLS stack) for the AWS SDK, instead of its
+/// default client's aws-lc-rs.
 pub fn https_client() -> aws_sdk_iam::config::SharedHttpClient {
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https()
 }
-use zeroize::Zeroizing;
 
 /// Tag: days an inactive previous key is kept before deletion (0 = delete in finishSecret).
 pub const DELETE_AFTER_TAG: &str = "keyroll:iam-delete-previous-after-days";
-
-/// Waits between `testSecret` attempts. Tests inject one that returns at once.
-#[async_trait]
-pub trait Sleeper: Send + Sync {
-    async fn sleep(&self, d: Duration);
-}
-
-/// `tokio::time::sleep`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct TokioSleeper;
-
-#[async_trait]
-impl Sleeper for TokioSleeper {
-    async fn sleep(&self, d: Duration) {
-        tokio::time::sleep(d).await;
-    }
-}
 
 /// How the IAM target behaves.
 #[derive(Clone)]

@@ -8,10 +8,9 @@
 //! user by IAM *and* accepted by STS `GetCallerIdentity` as that user.
 #![cfg(feature = "aws")]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_iam::types::StatusType;
 use keyroll_core::api::{CreateSecretRequest, GetSecretValueRequest, PutSecretValueRequest};
@@ -22,23 +21,14 @@ use keyroll_core::model::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Step, Tag};
 use keyroll_core::ports::{RotationStore, SecretsApi, Target};
 use keyroll_core::service::SecretsService;
 use keyroll_core::testing::FlakyTarget;
+use keyroll_core::testing::RecordingSleeper;
 use keyroll_core::time::{ManualClock, Timestamp};
-use keyroll_targets::iam::{IamOptions, IamTarget, Sleeper};
+use keyroll_targets::iam::{IamOptions, IamTarget};
 use keyroll_testkit::moto::MotoServer;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 const USER: &str = "ci-deployer";
-
-#[derive(Default)]
-struct RecordingSleeper(Mutex<Vec<Duration>>);
-
-#[async_trait]
-impl Sleeper for RecordingSleeper {
-    async fn sleep(&self, d: Duration) {
-        self.0.lock().unwrap().push(d);
-    }
-}
 
 type Svc = SecretsService<MemoryBackend>;
 
@@ -279,7 +269,7 @@ async fn full_rotations_deactivate_then_delete_the_old_key_and_never_lock_out() 
     assert!(e.stage_works(AWSCURRENT).await);
     assert_eq!(e.keys().await.len(), 2);
     assert!(
-        e.sleeper.0.lock().unwrap().is_empty(),
+        e.sleeper.delays().is_empty(),
         "moto accepts new keys at once"
     );
 }
@@ -424,7 +414,7 @@ async fn test_secret_retries_within_a_bound_then_fails_leaving_awscurrent() {
         "{msg}"
     );
     assert!(!msg.contains("not-a-real-secret-key-value"));
-    let delays = e.sleeper.0.lock().unwrap().clone();
+    let delays = e.sleeper.delays();
     assert_eq!(
         delays,
         [1, 2, 4, 8, 10].map(Duration::from_secs),

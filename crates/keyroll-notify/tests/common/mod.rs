@@ -5,39 +5,21 @@
 pub mod http;
 pub mod smtp;
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use keyroll_core::api::{CreateSecretRequest, DescribeSecretResponse, SecretIdRequest};
 use keyroll_core::engine::{RotateOptions, Silent, rotate};
 use keyroll_core::memory::{MemoryBackend, memory_service};
 use keyroll_core::model::{Step, Tag};
 use keyroll_core::ports::{RotationStore, SecretsApi};
 use keyroll_core::service::SecretsService;
+pub use keyroll_core::testing::RecordingSleeper;
 use keyroll_core::testing::{CounterTarget, FlakyTarget};
-use keyroll_notify::{RotationEvent, Sleeper};
+use keyroll_notify::RotationEvent;
 use secrecy::SecretString;
 
 /// A value no payload may ever contain.
 pub const SENTINEL: &str = "SENTINEL-7d1f0c9e-never-in-a-payload";
-
-/// Records the delays it was asked to wait, and returns at once.
-#[derive(Default)]
-pub struct RecordingSleeper(pub Mutex<Vec<Duration>>);
-
-#[async_trait]
-impl Sleeper for RecordingSleeper {
-    async fn sleep(&self, d: Duration) {
-        self.0.lock().unwrap().push(d);
-    }
-}
-
-impl RecordingSleeper {
-    pub fn delays(&self) -> Vec<Duration> {
-        self.0.lock().unwrap().clone()
-    }
-}
 
 pub fn sleeper() -> Arc<RecordingSleeper> {
     Arc::new(RecordingSleeper::default())
