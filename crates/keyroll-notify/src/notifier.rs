@@ -3,7 +3,6 @@
 //! logged and counted, and the rotation it reports on is unaffected.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::channel::{Deliver, DeliveryError};
 use crate::config::{NotifyConfig, NotifyConfigError, RetryConfig, channel_name};
@@ -128,7 +127,7 @@ impl Notifier {
                     topic_arn: s.topic_arn.clone(),
                     region,
                     endpoint: s.endpoint_url.clone(),
-                    timeout: Duration::from_secs(s.timeout_secs),
+                    timeout: std::time::Duration::from_secs(s.timeout_secs),
                     clients: sns_clients.clone(),
                 }),
                 name,
@@ -310,7 +309,7 @@ impl Notifier {
                     topic_arn: arn.clone(),
                     region,
                     endpoint: self.inner.sns_endpoint.clone(),
-                    timeout: Duration::from_secs(10),
+                    timeout: std::time::Duration::from_secs(10),
                     clients: self.inner.sns_clients.clone(),
                 }),
             }));
