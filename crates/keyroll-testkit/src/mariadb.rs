@@ -18,7 +18,7 @@ use crate::process::{
     service_account, template, write_private,
 };
 use crate::tls::{TestCa, TlsFiles};
-use crate::{Result, TestkitError};
+use crate::Result;
 
 /// The administrator every server has (on host `127.0.0.1`).
 pub const ROOT: &str = "root";
@@ -66,17 +66,7 @@ impl MariadbServer {
     }
 
     pub fn start_with(opts: MariadbOptions) -> Result<Self> {
-        let mut last = None;
-        for _ in 0..3 {
-            match Self::try_start(&opts) {
-                Err(e) if process::lost_port_race(&e) => last = Some(e),
-                other => return other,
-            }
-        }
-        Err(last.unwrap_or_else(|| TestkitError::Io {
-            context: "starting MariaDB".into(),
-            source: std::io::Error::other("no attempt made"),
-        }))
+        process::retry_on_port_race(|| Self::try_start(&opts))
     }
 
     fn try_start(opts: &MariadbOptions) -> Result<Self> {

@@ -66,17 +66,7 @@ impl PostgresServer {
     }
 
     pub fn start_with(opts: PostgresOptions) -> Result<Self> {
-        let mut last = None;
-        for _ in 0..3 {
-            match Self::try_start(&opts) {
-                Err(e) if process::lost_port_race(&e) => last = Some(e),
-                other => return other,
-            }
-        }
-        Err(last.unwrap_or_else(|| TestkitError::Io {
-            context: "starting PostgreSQL".into(),
-            source: std::io::Error::other("no attempt made"),
-        }))
+        process::retry_on_port_race(|| Self::try_start(&opts))
     }
 
     fn try_start(opts: &PostgresOptions) -> Result<Self> {

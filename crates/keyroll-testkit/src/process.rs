@@ -412,8 +412,20 @@ pub fn binary(
     }
 }
 
+/// Runs `start` again (at most three attempts in all) while it fails because another process
+/// took the chosen free port before the server bound it.
+pub(crate) fn retry_on_port_race<T>(mut start: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut attempt = 1;
+    loop {
+        match start() {
+            Err(e) if attempt < 3 && lost_port_race(&e) => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
 /// Whether `err` says the port was taken between choosing and binding it.
-pub(crate) fn lost_port_race(err: &TestkitError) -> bool {
+fn lost_port_race(err: &TestkitError) -> bool {
     match err {
         TestkitError::Exited { log, .. } | TestkitError::NotReady { log, .. } => {
             log.contains("Address already in use") || log.contains("could not bind")
