@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::Result;
 use crate::process::{
     self, LOOPBACK, ServerProcess, ServiceAccount, copy_tree, free_port, private_dir, run_as,
     service_account, template, write_private,
 };
 use crate::tls::{TestCa, TlsFiles};
-use crate::Result;
 
 /// The administrator every server has (on host `127.0.0.1`).
 pub const ROOT: &str = "root";
