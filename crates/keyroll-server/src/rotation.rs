@@ -435,6 +435,7 @@ async fn rotate<R: Regions>(
     };
     let observer = Observer {
         app: app.as_ref(),
+        arn,
         function: function_name(&lambda),
     };
     match engine::rotate_with(svc.as_ref(), runner, arn, &opts, &observer).await {
@@ -461,6 +462,7 @@ async fn rotate<R: Regions>(
 /// The engine's progress, as the server's logs and metrics.
 struct Observer<'a, R: Regions> {
     app: &'a App<R>,
+    arn: &'a str,
     function: &'a str,
 }
 
@@ -472,7 +474,7 @@ impl<R: Regions> RotationObserver for Observer<'_, R> {
     fn step_finished(&self, step: Step, elapsed: Duration, error: Option<&StepError>) {
         self.app.metrics.step(step, error.is_none(), elapsed);
         if error.is_none() {
-            tracing::info!(%step, elapsed_ms = elapsed.as_millis() as u64, "rotation step done");
+            tracing::info!(secret = %self.arn, %step, elapsed_ms = elapsed.as_millis() as u64, "rotation step done");
         }
     }
 }
