@@ -11,6 +11,35 @@ use crate::model::Step;
 use crate::ports::{StepContext, Target, TargetError};
 use crate::value::SecretValue;
 
+/// A secret for tests: `value` under `name` with `tags`, rotation enabled with keyroll's
+/// built-in function and `rules`, if any. Returns its ARN.
+pub async fn rotatable_secret<B: crate::service::Backend>(
+    svc: &crate::service::SecretsService<B>,
+    name: &str,
+    value: &str,
+    tags: &[(&str, &str)],
+    rules: Option<crate::model::RotationRules>,
+) -> Result<String, crate::SmError> {
+    use crate::ports::{RotationStore, SecretsApi};
+    let arn = svc
+        .create_secret(crate::api::CreateSecretRequest {
+            name: name.into(),
+            client_request_token: Some(crate::ids::new_token()),
+            secret_string: Some(secrecy::SecretString::from(value.to_string())),
+            tags: (!tags.is_empty()).then(|| {
+                tags.iter()
+                    .map(|(k, v)| crate::model::Tag::new(*k, *v))
+                    .collect()
+            }),
+            ..Default::default()
+        })
+        .await?
+        .arn;
+    svc.configure_rotation(&arn, Some("keyroll".into()), rules)
+        .await?;
+    Ok(arn)
+}
+
 /// A [`crate::time::Sleeper`] that returns at once and records the delays it was asked for.
 #[derive(Debug, Default)]
 pub struct RecordingSleeper(Mutex<Vec<Duration>>);

@@ -243,36 +243,17 @@ impl Target for NoneTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keyroll_core::api::{CreateSecretRequest, GetSecretValueRequest};
+    use keyroll_core::api::GetSecretValueRequest;
     use keyroll_core::engine::{RotateOptions, RotationError, Silent, rotate};
     use keyroll_core::memory::{MemoryBackend, memory_service};
-    use keyroll_core::model::Tag;
-    use keyroll_core::ports::{RotationStore, SecretsApi};
+    use keyroll_core::ports::SecretsApi;
     use keyroll_core::service::SecretsService;
-    use secrecy::SecretString;
+    use keyroll_core::testing::rotatable_secret;
     use serde_json::Value;
 
     async fn secret(value: &str, tags: &[(&str, &str)]) -> (SecretsService<MemoryBackend>, String) {
         let svc = memory_service();
-        let arn = svc
-            .create_secret(CreateSecretRequest {
-                name: "app/plain".into(),
-                client_request_token: Some(keyroll_core::ids::new_token()),
-                secret_string: Some(SecretString::from(value.to_string())),
-                tags: Some(
-                    tags.iter()
-                        .map(|(k, v)| Tag {
-                            key: k.to_string(),
-                            value: v.to_string(),
-                        })
-                        .collect(),
-                ),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .arn;
-        svc.configure_rotation(&arn, Some("keyroll".into()), None)
+        let arn = rotatable_secret(&svc, "app/plain", value, tags, None)
             .await
             .unwrap();
         (svc, arn)

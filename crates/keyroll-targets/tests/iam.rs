@@ -13,15 +13,15 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_iam::types::StatusType;
-use keyroll_core::api::{CreateSecretRequest, GetSecretValueRequest, PutSecretValueRequest};
+use keyroll_core::api::{GetSecretValueRequest, PutSecretValueRequest};
 use keyroll_core::engine::{RotateOptions, Silent, rotate, run_step};
 use keyroll_core::ids::Namespace;
 use keyroll_core::memory::MemoryBackend;
-use keyroll_core::model::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Step, Tag};
+use keyroll_core::model::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Step};
 use keyroll_core::ports::{RotationStore, SecretsApi, Target};
 use keyroll_core::service::SecretsService;
-use keyroll_core::testing::FlakyTarget;
 use keyroll_core::testing::RecordingSleeper;
+use keyroll_core::testing::{FlakyTarget, rotatable_secret};
 use keyroll_core::time::{ManualClock, Timestamp};
 use keyroll_targets::iam::{IamOptions, IamTarget};
 use keyroll_testkit::moto::MotoServer;
@@ -80,25 +80,7 @@ async fn env(tags: &[(&str, &str)]) -> Env {
         "secretAccessKey": k.secret_access_key(),
         "note": "kept across rotations",
     });
-    let arn = svc
-        .create_secret(CreateSecretRequest {
-            name: "iam/ci-deployer".into(),
-            client_request_token: Some(keyroll_core::ids::new_token()),
-            secret_string: Some(SecretString::from(value.to_string())),
-            tags: Some(
-                tags.iter()
-                    .map(|(k, v)| Tag {
-                        key: k.to_string(),
-                        value: v.to_string(),
-                    })
-                    .collect(),
-            ),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .arn;
-    svc.configure_rotation(&arn, Some("keyroll".into()), None)
+    let arn = rotatable_secret(&svc, "iam/ci-deployer", &value.to_string(), tags, None)
         .await
         .unwrap();
     Env {

@@ -7,16 +7,15 @@ pub mod smtp;
 
 use std::sync::Arc;
 
-use keyroll_core::api::{CreateSecretRequest, DescribeSecretResponse, SecretIdRequest};
+use keyroll_core::api::{DescribeSecretResponse, SecretIdRequest};
 use keyroll_core::engine::{RotateOptions, Silent, rotate};
 use keyroll_core::memory::{MemoryBackend, memory_service};
-use keyroll_core::model::{Step, Tag};
-use keyroll_core::ports::{RotationStore, SecretsApi};
+use keyroll_core::model::Step;
+use keyroll_core::ports::SecretsApi;
 use keyroll_core::service::SecretsService;
 pub use keyroll_core::testing::RecordingSleeper;
-use keyroll_core::testing::{CounterTarget, FlakyTarget};
+use keyroll_core::testing::{CounterTarget, FlakyTarget, rotatable_secret};
 use keyroll_notify::RotationEvent;
-use secrecy::SecretString;
 
 /// A value no payload may ever contain.
 pub const SENTINEL: &str = "SENTINEL-7d1f0c9e-never-in-a-payload";
@@ -45,28 +44,9 @@ impl Rotated {
 /// once more failing at that step.
 pub async fn rotated_secret(name: &str, tags: &[(&str, &str)], fail_at: Option<Step>) -> Rotated {
     let svc = memory_service();
-    let arn = svc
-        .create_secret(CreateSecretRequest {
-            name: name.into(),
-            client_request_token: Some(keyroll_core::ids::new_token()),
-            secret_string: Some(SecretString::from(format!(
-                "{{\"password\":\"{SENTINEL}\"}}"
-            ))),
-            tags: Some(
-                tags.iter()
-                    .map(|(k, v)| Tag {
-                        key: k.to_string(),
-                        value: v.to_string(),
-                    })
-                    .collect(),
-            ),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .arn;
     let rules = serde_json::from_value(serde_json::json!({"AutomaticallyAfterDays": 30})).unwrap();
-    svc.configure_rotation(&arn, Some("keyroll".into()), Some(rules))
+    let value = format!("{{\"password\":\"{SENTINEL}\"}}");
+    let arn = rotatable_secret(&svc, name, &value, tags, Some(rules))
         .await
         .unwrap();
     let target = FlakyTarget::new(CounterTarget::default());

@@ -410,31 +410,9 @@ impl<'a> Harness<'a> {
 
     /// Stores `value` as a new secret with rotation enabled; returns its ARN.
     pub async fn put_secret(&self, name: &str, value: &Value, tags: &[(&str, &str)]) -> String {
-        let tags = (!tags.is_empty()).then(|| {
-            tags.iter()
-                .map(|(k, v)| keyroll_core::model::Tag {
-                    key: k.to_string(),
-                    value: v.to_string(),
-                })
-                .collect()
-        });
-        let arn = self
-            .svc
-            .create_secret(CreateSecretRequest {
-                name: name.into(),
-                client_request_token: Some(keyroll_core::ids::new_token()),
-                secret_string: Some(SecretString::from(value.to_string())),
-                tags,
-                ..Default::default()
-            })
+        keyroll_core::testing::rotatable_secret(&self.svc, name, &value.to_string(), tags, None)
             .await
             .unwrap()
-            .arn;
-        self.svc
-            .configure_rotation(&arn, Some("keyroll".into()), None)
-            .await
-            .unwrap();
-        arn
     }
 
     /// An app user on the server and its single-user secret.
