@@ -3,57 +3,23 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use common::*;
 use keyroll_core::time::SystemClock;
 use keyroll_server::Config;
+use keyroll_testkit::webhook::WebhookReceiver;
 use serde_json::Value;
 
 const KEYROLL_FN: &str = "arn:aws:lambda:us-east-1:000000000000:function:keyroll";
 const SENTINEL: &str = "SENTINEL-serve-notify-5e1d";
 
-/// A local HTTP receiver that answers 204 and keeps each request body.
-fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let keep = bodies.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; len];
-            let _ = reader.read_exact(&mut body);
-            let text = String::from_utf8_lossy(&body).into_owned();
-            assert!(
-                !text.contains(SENTINEL),
-                "secret value in a notification: {text}"
-            );
-            if let Ok(v) = serde_json::from_str(&text) {
-                keep.lock().unwrap().push(v);
-            }
-            let _ = conn.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
-        }
-    });
-    (url, bodies)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotations_run_by_the_server_are_notified() {
-    let (url, bodies) = receiver();
+    let hook = WebhookReceiver::start().unwrap();
+    let url = hook.url().to_string();
     let notify = keyroll_notify::NotifyConfig::default()
         .with_vars(|k| (k == "KEYROLL_NOTIFY_WEBHOOK_URL").then(|| url.clone()))
         .unwrap();
@@ -79,12 +45,10 @@ async fn rotations_run_by_the_server_are_notified() {
         .await
         .unwrap();
     let ok = eventually(|| async {
-        bodies
-            .lock()
-            .unwrap()
+        hook.bodies()
             .iter()
+            .filter_map(|b| serde_json::from_str::<Value>(b).ok())
             .find(|e| e["secretName"] == "app/token")
-            .cloned()
     })
     .await;
     assert_eq!(ok["event"], "RotationSucceeded");
@@ -111,18 +75,22 @@ async fn rotations_run_by_the_server_are_notified() {
         .await
         .unwrap();
     let failed = eventually(|| async {
-        bodies
-            .lock()
-            .unwrap()
+        hook.bodies()
             .iter()
+            .filter_map(|b| serde_json::from_str::<Value>(b).ok())
             .find(|e| e["secretName"] == "db/app")
-            .cloned()
     })
     .await;
     assert_eq!(failed["event"], "RotationFailed");
     assert_eq!(failed["step"], "setSecret");
     assert_eq!(failed["errorClass"], "Unreachable");
 
+    for body in hook.bodies() {
+        assert!(
+            !body.contains(SENTINEL),
+            "secret value in a notification: {body}"
+        );
+    }
     let metrics = reqwest_free_get(&t.url, "/metrics").await;
     assert!(metrics.contains("keyroll_notifications_total"), "{metrics}");
 }

@@ -18,6 +18,7 @@
 //!
 //! - [`moto`]: moto's server (Secrets Manager, IAM, STS, SNS) from the test venv.
 //! - [`lambda_runtime`]: a local Lambda Runtime API for exercising a real `bootstrap`.
+//! - [`webhook`]: a receiver that keeps the bodies of the webhooks sent to it.
 //!
 //! Other servers (a keyroll server) get their own module next to these.
 
@@ -27,6 +28,7 @@ pub mod moto;
 pub mod postgres;
 pub mod process;
 pub mod tls;
+pub mod webhook;
 
 use std::path::PathBuf;
 

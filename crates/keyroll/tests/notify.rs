@@ -2,13 +2,12 @@
 //! `[notify]` section of its configuration file (a real local HTTP receiver here), and never
 //! a secret value; an unreachable channel does not change the rotation's outcome.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
+use keyroll_testkit::webhook::WebhookReceiver;
 use serde_json::Value;
 
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="; // base64 of 0..32
@@ -30,41 +29,6 @@ fn keyroll(dir: &Path, args: &[&str]) -> Output {
         .expect("run keyroll")
 }
 
-/// A one-thread HTTP/1.1 receiver on 127.0.0.1: sends each request body down a channel and
-/// answers 200. Ends with the test process.
-fn receiver() -> (String, mpsc::Receiver<String>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                if line == "\r\n" {
-                    break;
-                }
-                if let Some((k, v)) = line.split_once(':')
-                    && k.eq_ignore_ascii_case("content-length")
-                {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; len];
-            reader.read_exact(&mut body).unwrap();
-            let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
-    (url, rx)
-}
-
 fn write_config(dir: &Path, body: &str) -> String {
     let path = dir.join("notify.toml");
     std::fs::write(&path, body).unwrap();
@@ -74,7 +38,8 @@ fn write_config(dir: &Path, body: &str) -> String {
 #[test]
 fn rotate_notifies_success_and_failure_without_secret_values() {
     let dir = tempfile::tempdir().unwrap();
-    let (url, rx) = receiver();
+    let hook = WebhookReceiver::start().unwrap();
+    let url = hook.url();
     let config = write_config(
         dir.path(),
         &format!("[notify]\n[[notify.webhook]]\nname = \"ops\"\nurl = \"{url}\"\n"),
@@ -106,9 +71,7 @@ fn rotate_notifies_success_and_failure_without_secret_values() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let body = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("a notification");
+    let body = hook.wait_for(1, Duration::from_secs(10)).remove(0);
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["event"], "RotationSucceeded");
     assert_eq!(v["secretName"], "app/db");
@@ -145,9 +108,7 @@ fn rotate_notifies_success_and_failure_without_secret_values() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let body = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("a notification");
+    let body = hook.wait_for(2, Duration::from_secs(10)).remove(1);
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["event"], "RotationFailed");
     assert_eq!(v["secretName"], "app/broken");
@@ -175,13 +136,14 @@ fn rotate_notifies_success_and_failure_without_secret_values() {
         &["rotate", "--secret-id", "app/db", "--config", &config, "-q"],
     );
     assert!(out.status.success());
-    let v: Value =
-        serde_json::from_str(&rx.recv_timeout(Duration::from_secs(10)).unwrap()).unwrap();
-    assert_eq!(v["event"], "RotationSucceeded");
-    assert!(
-        rx.try_recv().is_err(),
-        "exactly one notification per notified run"
+    let bodies = hook.wait_for(3, Duration::from_secs(10));
+    assert_eq!(
+        bodies.len(),
+        3,
+        "one notification per notified run: {bodies:?}"
     );
+    let v: Value = serde_json::from_str(&bodies[2]).unwrap();
+    assert_eq!(v["event"], "RotationSucceeded");
 }
 
 #[test]
