@@ -121,6 +121,16 @@ impl Context for MapContext {
     }
 }
 
+/// Pairs of key and single value, e.g. `[("aws:username", "alice")]`, looked up
+/// case-insensitively.
+impl Context for [(&str, &str)] {
+    fn get(&self, key: &str) -> Option<CtxValue<'_>> {
+        self.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| CtxValue::One(Cow::Borrowed(*v)))
+    }
+}
+
 impl<C: Context + ?Sized> Context for &C {
     fn get(&self, key: &str) -> Option<CtxValue<'_>> {
         (**self).get(key)
@@ -153,5 +163,11 @@ mod tests {
         assert!(!ctx.remove("k"));
         assert!(ctx.is_empty());
         assert_eq!(EmptyContext.get("k"), None);
+        let pairs: &[(&str, &str)] = &[("aws:UserName", "alice")];
+        assert_eq!(
+            Context::get(pairs, "aws:username"),
+            Some(CtxValue::One(Cow::Borrowed("alice")))
+        );
+        assert_eq!(Context::get(pairs, "aws:userid"), None);
     }
 }

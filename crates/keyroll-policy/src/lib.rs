@@ -16,6 +16,34 @@
 //! - [`validate`] gives AWS-style findings for ValidateResourcePolicy / PutResourcePolicy;
 //!   [`is_public`] is what Secrets Manager's BlockPublicPolicy refuses.
 //!
+//! ```
+//! use keyroll_policy::{Decision, MapContext, Policy, PolicyType, Request, evaluate};
+//!
+//! let identity = Policy::parse_as(r#"{
+//!     "Version": "2012-10-17",
+//!     "Statement": {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+//!                   "Resource": "arn:aws:secretsmanager:*:123456789012:secret:home/${aws:username}/*"}
+//! }"#, PolicyType::Identity)?;
+//! let resource = Policy::parse_as(r#"{
+//!     "Version": "2012-10-17",
+//!     "Statement": {"Effect": "Deny", "Principal": "*", "Action": "secretsmanager:*", "Resource": "*",
+//!                   "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+//! }"#, PolicyType::Resource)?;
+//! let context = MapContext::new()
+//!     .with("aws:username", "alice")
+//!     .with("aws:SecureTransport", "true");
+//! let request = Request {
+//!     action: "secretsmanager:GetSecretValue",
+//!     resource: "arn:aws:secretsmanager:us-east-1:123456789012:secret:home/alice/db-AbCdEf",
+//!     principal_arn: "arn:aws:iam::123456789012:user/alice",
+//!     principal_aliases: &[],
+//!     account: "123456789012",
+//!     context: &context,
+//! };
+//! assert_eq!(evaluate(&[&identity], Some(&resource), &request), Decision::Allow);
+//! # Ok::<(), keyroll_policy::PolicyError>(())
+//! ```
+//!
 //! Semantics chosen where AWS's documentation leaves room:
 //! - a policy variable that cannot be resolved (absent key, multivalued key, no default)
 //!   makes the element using it not match: a `Resource` pattern does not match, a
@@ -24,7 +52,10 @@
 //!   matches when any of its values matches (a negated operator: when none does);
 //! - `NotPrincipal` follows AWS's documented rule that a request is made by several
 //!   principals at once (the account, the role, the session or user): a `Deny` applies
-//!   unless every one of them is named; an `Allow` applies only if none of them is.
+//!   unless every one of them is named; an `Allow` (which AWS no longer supports with
+//!   NotPrincipal, and [`is_public`] reports) applies only if none of them is;
+//! - a `Principal` in an identity policy is ignored by [`evaluate`] (IAM refuses such a
+//!   policy: [`Policy::parse_as`] and [`validate`] report it).
 
 mod condition;
 mod context;

@@ -131,10 +131,11 @@ impl Template {
         &self.source
     }
 
-    /// Whether the pattern contains a wildcard or a policy variable (i.e. it is not one
-    /// concrete value).
+    /// Whether the pattern is one concrete value: no wildcard, no policy variable, and no
+    /// `*` / `?` character even where it is literal (as in StringEquals), so that a value
+    /// meant as a wildcard never counts as concrete.
     pub fn is_concrete(&self) -> bool {
-        self.shape == Shape::Exact
+        self.shape == Shape::Exact && !self.source.contains(['*', '?'])
     }
 
     /// Whether `text` matches. `fold` compares letters case-insensitively (the pattern's

@@ -182,6 +182,8 @@ mod tests {
             r#","Condition":{"StringEquals":{"aws:username":"alice"}}"#,
             r#","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}"#,
             r#","Condition":{"StringEquals":{"aws:PrincipalAccount":"${aws:username}"}}"#,
+            r#","Condition":{"StringEquals":{"aws:PrincipalAccount":"*"}}"#,
+            r#","Condition":{"StringEquals":{"aws:PrincipalAccount":["123456789012","*"]}}"#,
         ] {
             assert!(public(&stmt(r#""Principal":"*""#, cond)), "{cond}");
         }
