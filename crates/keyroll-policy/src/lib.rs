@@ -94,10 +94,44 @@ pub enum Decision {
     ExplicitDeny(PolicyType),
 }
 
+impl std::fmt::Display for PolicyType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PolicyType::Identity => "identity-based policy",
+            PolicyType::Resource => "resource-based policy",
+        })
+    }
+}
+
 impl Decision {
     /// Whether the request may proceed.
     pub fn is_allowed(self) -> bool {
         self == Decision::Allow
+    }
+
+    /// AWS's AccessDeniedException message for a denied request (`None` when allowed):
+    /// "User: ARN is not authorized to perform: ACTION on resource: RESOURCE because no
+    /// identity-based policy allows the ACTION action" or "… with an explicit deny in a
+    /// resource-based policy".
+    pub fn denial_message(self, req: &Request<'_>) -> Option<String> {
+        let head = format!(
+            "User: {} is not authorized to perform: {} on resource: {}",
+            req.principal_arn, req.action, req.resource
+        );
+        match self {
+            Decision::Allow => None,
+            Decision::ImplicitDeny => Some(format!(
+                "{head} because no identity-based policy allows the {} action",
+                req.action
+            )),
+            Decision::ExplicitDeny(kind) => {
+                let article = match kind {
+                    PolicyType::Identity => "an",
+                    PolicyType::Resource => "a",
+                };
+                Some(format!("{head} with an explicit deny in {article} {kind}"))
+            }
+        }
     }
 }
 
@@ -253,5 +287,41 @@ fn principal_applies(s: &Statement, req: &Request<'_>) -> bool {
         Effect::Allow => {
             !(account_named || caller_named || req.principal_aliases.iter().any(|a| named(a)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denial_messages_read_like_aws() {
+        let ctx = EmptyContext;
+        let req = Request {
+            action: "secretsmanager:GetSecretValue",
+            resource: "arn:aws:secretsmanager:us-east-1:123456789012:secret:a-AbCdEf",
+            principal_arn: "arn:aws:iam::123456789012:user/alice",
+            principal_aliases: &[],
+            account: "123456789012",
+            context: &ctx,
+        };
+        assert_eq!(Decision::Allow.denial_message(&req), None);
+        assert_eq!(
+            Decision::ImplicitDeny.denial_message(&req).unwrap(),
+            "User: arn:aws:iam::123456789012:user/alice is not authorized to perform: secretsmanager:GetSecretValue on resource: arn:aws:secretsmanager:us-east-1:123456789012:secret:a-AbCdEf because no identity-based policy allows the secretsmanager:GetSecretValue action"
+        );
+        assert!(
+            Decision::ExplicitDeny(PolicyType::Identity)
+                .denial_message(&req)
+                .unwrap()
+                .ends_with("with an explicit deny in an identity-based policy")
+        );
+        assert!(
+            Decision::ExplicitDeny(PolicyType::Resource)
+                .denial_message(&req)
+                .unwrap()
+                .ends_with("with an explicit deny in a resource-based policy")
+        );
+        assert!(format!("{req:?}").contains("alice"));
     }
 }
