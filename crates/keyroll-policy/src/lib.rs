@@ -258,8 +258,8 @@ fn principal_applies(s: &Statement, req: &Request<'_>) -> bool {
         });
     }
     // NotPrincipal: the caller is the account, plus the user / session, plus its aliases
-    // (the session's role). An entry names one of them exactly; an account entry names the
-    // account itself only.
+    // (the session's role). An entry names one of them exactly; an account entry (the id or
+    // arn:aws:iam::ACCOUNT:root, parsed alike) names the account itself only.
     let named = |arn: &str| {
         p.entries.iter().any(|e| {
             matches!(e, PrincipalEntry::Anyone)
@@ -269,8 +269,7 @@ fn principal_applies(s: &Statement, req: &Request<'_>) -> bool {
     let account_named = p.entries.iter().any(|e| match e {
         PrincipalEntry::Anyone => true,
         PrincipalEntry::Account(a) => **a == *account,
-        PrincipalEntry::Arn(x) => x.ends_with(":root") && x.split(':').nth(4) == Some(account),
-        PrincipalEntry::Other { .. } => false,
+        PrincipalEntry::Arn(_) | PrincipalEntry::Other { .. } => false,
     });
     let caller_is_root = req.principal_arn.ends_with(":root");
     let caller_named = if caller_is_root {
