@@ -564,6 +564,13 @@ fn parse_principals(
             }
             let mut out = Vec::new();
             for (kind, values) in map {
+                if !matches!(kind.as_str(), "AWS" | "Service" | "Federated" | "CanonicalUser") {
+                    return Err(PolicyError::UnknownElement {
+                        place,
+                        name: quote(kind),
+                        allowed: "AWS, Service, Federated, CanonicalUser (in a Principal)",
+                    });
+                }
                 let label = format!("{element} {kind}");
                 let list = string_list(place, &label, values)?;
                 match kind.as_str() {
@@ -572,17 +579,10 @@ fn parse_principals(
                             out.push(parse_aws_principal(place, element, p)?);
                         }
                     }
-                    "Service" | "Federated" | "CanonicalUser" => {
+                    _ => {
                         for p in list {
                             out.push(PrincipalEntry::Other { wildcard: p == "*" });
                         }
-                    }
-                    _ => {
-                        return Err(PolicyError::UnknownElement {
-                            place,
-                            name: quote(kind),
-                            allowed: "AWS, Service, Federated, CanonicalUser (in a Principal)",
-                        });
                     }
                 }
             }
@@ -710,14 +710,14 @@ fn parse_conditions(
             }
             let raw = value_strings(values).ok_or_else(|| PolicyError::WrongType {
                 place,
-                element: format!("condition key {key}"),
+                element: format!("condition key {}", quote(key)),
                 expected: "a string, number or boolean, or a non-empty array of them",
                 found: json_type(values),
             })?;
             let c = Condition::compile(op, key, &raw, variables).map_err(|(value, problem)| {
                 PolicyError::InvalidValue {
                     place,
-                    element: format!("{op_name} {key}"),
+                    element: format!("{op_name} {}", quote(key)),
                     value,
                     problem,
                 }
@@ -919,11 +919,11 @@ mod tests {
             ),
             (
                 r#"{"Effect":"Allow","Action":"s:a","Resource":"*","Condition":{"StringEquals":{"k":null}}}"#,
-                "condition key k must be",
+                "condition key \"k\" must be",
             ),
             (
                 r#"{"Effect":"Allow","Action":"s:a","Resource":"*","Condition":{"StringEquals":{"k":[]}}}"#,
-                "condition key k must be",
+                "condition key \"k\" must be",
             ),
             (
                 r#"{"Effect":"Allow","Action":"s:a","Resource":"*","Condition":{"StringEquals":{"":"v"}}}"#,
