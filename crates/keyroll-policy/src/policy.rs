@@ -984,6 +984,14 @@ mod tests {
             r#"{{"Effect":"{long}","Action":"s:a","Resource":"*"}}"#
         )));
         assert!(e.len() < 200, "{e}");
+        let e = err(&one(&format!(
+            r#"{{"Effect":"Allow","Action":"s:a","Resource":"*","Condition":{{"NumericLessThan":{{"{long}":"x"}}}}}}"#
+        )));
+        assert!(e.len() < 300, "{e}");
+        let e = err(&one(&format!(
+            r#"{{"Effect":"Allow","Action":"s:a","Resource":"*","Principal":{{"{long}":5}}}}"#
+        )));
+        assert!(e.len() < 300 && e.contains("unknown element"), "{e}");
     }
 
     #[test]
