@@ -649,6 +649,11 @@ fn parse_aws_principal(
             "is not an IAM principal ARN; write arn:aws:iam::ACCOUNT:root, …:user/NAME, …:role/NAME or arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION",
         ));
     }
+    if *service == "iam" && resource.starts_with("group/") {
+        return Err(invalid(
+            "is a group, which cannot be a principal; name its users or roles, or use a Condition on aws:PrincipalArn",
+        ));
+    }
     if *service == "iam" && *resource == "root" {
         return Ok(PrincipalEntry::Account((*account).into()));
     }
@@ -876,6 +881,10 @@ mod tests {
             (
                 r#"{"Effect":"Allow","Action":"s:a","Resource":"*","Principal":{"AWS":"arn:aws:iam::12:user/a"}}"#,
                 "is not an IAM principal ARN",
+            ),
+            (
+                r#"{"Effect":"Allow","Action":"s:a","Resource":"*","Principal":{"AWS":"arn:aws:iam::123456789012:group/admins"}}"#,
+                "is a group",
             ),
             (
                 r#"{"Effect":"Allow","Action":"s:a","Resource":"*","Principal":{"AWS":"arn:aws:iam"}}"#,
