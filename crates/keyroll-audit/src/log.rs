@@ -682,7 +682,8 @@ fn move_torn_tail(
 /// returns the line and where the placeholder's 64 hex digits start.
 fn serialize(rec: &mut AuditRecord) -> Result<(Vec<u8>, usize), AuditError> {
     rec.previous_record_sha256 = GENESIS_SHA256.to_string();
-    let line = serde_json::to_vec(rec).map_err(AuditError::Serialize)?;
+    let mut line = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut line, rec).map_err(AuditError::Serialize)?;
     let at = line
         .len()
         .checked_sub(2 + PLACEHOLDER.len())

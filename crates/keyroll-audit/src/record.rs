@@ -298,7 +298,27 @@ pub(crate) mod seconds {
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Secs, true))
+        use chrono::{Datelike, Timelike};
+        let year = t.year();
+        if !(0..=9999).contains(&year) {
+            return s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Secs, true));
+        }
+        // `YYYY-MM-DDTHH:MM:SSZ` by hand: this runs for every record appended.
+        let mut b = *b"0000-00-00T00:00:00Z";
+        let mut put = |at: usize, width: usize, mut v: u32| {
+            for i in (at..at + width).rev() {
+                b[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, year as u32);
+        put(5, 2, t.month());
+        put(8, 2, t.day());
+        put(11, 2, t.hour());
+        put(14, 2, t.minute());
+        put(17, 2, t.second().min(59));
+        // Only ASCII digits and separators were written.
+        s.serialize_str(std::str::from_utf8(&b).unwrap_or_default())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
@@ -346,6 +366,21 @@ mod tests {
         assert!(v.get("userAgent").is_none());
         let back: AuditRecord = serde_json::from_value(v).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn event_time_format_matches_rfc3339_seconds() {
+        for (secs, nanos) in [
+            (0, 0),
+            (1_796_612_645, 5),
+            (951_782_400, 0),
+            (4_102_444_799, 999_999_999),
+        ] {
+            let t = Utc.timestamp_opt(secs, nanos).unwrap();
+            let r = AuditRecord::api_call(t, STS_SOURCE, "GetCallerIdentity");
+            let v = serde_json::to_value(&r).unwrap();
+            assert_eq!(v["eventTime"], t.to_rfc3339_opts(SecondsFormat::Secs, true));
+        }
     }
 
     #[test]
