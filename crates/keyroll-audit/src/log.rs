@@ -1,0 +1,703 @@
+//! The writer: [`AuditLog`].
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, SubsecRound, Utc};
+use serde_json::json;
+
+use crate::error::AuditError;
+use crate::files::{
+    self, DIGESTS_FILE, DigestEntry, Hash, LOCK_FILE, Lines, ZERO, day_file_name, sha256,
+};
+use crate::record::{AuditRecord, DAY_FILE_CLOSED_EVENT, GENESIS_SHA256, TORN_TAIL_EVENT};
+
+/// Where the time comes from: the system clock, or a test's.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that says what it is told, for tests (crossing midnight, say).
+#[derive(Debug)]
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn new(now: DateTime<Utc>) -> ManualClock {
+        ManualClock(Mutex::new(now))
+    }
+
+    pub fn set(&self, now: DateTime<Utc>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = now;
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *t += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// How [`AuditLog::open`] behaves.
+#[derive(Clone)]
+pub struct AuditOptions {
+    /// The time of keyroll's own records ([`AuditLog::now`], the torn-tail record) and of
+    /// `closedAt` in the digest file.
+    pub clock: Arc<dyn Clock>,
+    /// The longest a [`Durability::Buffered`] record waits before it is written to the OS
+    /// (default 1 s).
+    pub flush_interval: Duration,
+    /// `recipientAccountId` of keyroll's own records.
+    pub account_id: String,
+    /// `awsRegion` of keyroll's own records.
+    pub region: String,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions {
+            clock: Arc::new(SystemClock),
+            flush_interval: Duration::from_secs(1),
+            account_id: "000000000000".to_string(),
+            region: "us-east-1".to_string(),
+        }
+    }
+}
+
+impl fmt::Debug for AuditOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditOptions")
+            .field("flush_interval", &self.flush_interval)
+            .field("account_id", &self.account_id)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+/// When [`AuditLog::append`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// After the record is on disk (fsync'ed). Concurrent `Sync` appends share one fsync.
+    Sync,
+    /// At once; the record reaches the OS within the flush interval (and on `flush`,
+    /// `close`, drop, or when 64 KiB are pending), and the disk at the next fsync.
+    Buffered,
+}
+
+/// Pending bytes beyond which a buffered append writes at once.
+const MAX_PENDING: usize = 64 * 1024;
+
+/// The append-only, hash-chained audit trail of one directory (see the crate docs).
+///
+/// `Send + Sync`: share it in an `Arc`. One process at a time may have a directory open
+/// (an exclusive `flock` on `.lock`).
+pub struct AuditLog {
+    inner: Arc<Inner>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    options: AuditOptions,
+    state: Mutex<State>,
+    /// Signalled when an fsync finishes.
+    synced: Condvar,
+    /// Wakes the flusher thread (to stop).
+    wake: Condvar,
+    /// Holds the `flock`.
+    _lock: File,
+}
+
+struct State {
+    /// The open day file; `None` before the first record after a day file was closed.
+    current: Option<Current>,
+    /// The day of the newest closed file, when there is no current one.
+    closed_day: Option<NaiveDate>,
+    /// Serialised lines not yet written to the OS.
+    pending: Vec<u8>,
+    last_hash: Hash,
+    last_digest_hash: Hash,
+    /// Lines appended, written to the OS, and fsync'ed (counts since open).
+    appended: u64,
+    written: u64,
+    synced: u64,
+    /// A thread is fsyncing (outside the lock); others wait on `synced`.
+    syncing: bool,
+    last_write: Instant,
+    failed: Option<String>,
+    closed: bool,
+}
+
+struct Current {
+    day: NaiveDate,
+    name: String,
+    file: Arc<File>,
+    records: u64,
+    first_hash: Option<Hash>,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A panic while holding the lock cannot leave a half-written line in `pending` (lines
+    // are added whole), so the state is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The 64 hex zeros `previousRecordSha256` is serialised with, patched under the lock.
+const PLACEHOLDER: &[u8; 64] = b"0000000000000000000000000000000000000000000000000000000000000000";
+
+impl AuditLog {
+    /// Opens (creating it, 0700) the trail in `dir` — `DATA_DIR/audit` — and resumes its
+    /// chain from the last complete record. A torn last line (a crash mid-write) is moved
+    /// aside into `<file>.<n>.torn` and an `AuditTornTail` record is appended (see the crate
+    /// docs).
+    pub fn open(dir: &Path, options: AuditOptions) -> Result<AuditLog, AuditError> {
+        files::ensure_dir(dir)?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| AuditError::io("open", &lock_path, e))?;
+        // SAFETY: flock on a descriptor we own; no memory is involved.
+        if unsafe { libc::flock(lock_file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return Err(AuditError::Locked {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            return Err(AuditError::io("lock", &lock_path, err));
+        }
+
+        // The digest file: its chain, and the last file it closed.
+        let digests_path = dir.join(DIGESTS_FILE);
+        let mut torn = Vec::new();
+        let mut last_digest: Option<DigestEntry> = None;
+        let mut last_digest_hash = ZERO;
+        if digests_path.exists() {
+            let tail = scan(&digests_path, |line| {
+                last_digest_hash = sha256(line);
+                last_digest = serde_json::from_slice(line).ok();
+            })?;
+            if let Some(t) = move_torn_tail(dir, DIGESTS_FILE, tail)? {
+                torn.push(t);
+            }
+        }
+
+        let day_files = files::day_files(dir)?;
+        let mut last_hash = last_digest
+            .as_ref()
+            .and_then(|d| d.last_record_sha256.as_deref())
+            .and_then(parse_hash)
+            .unwrap_or(ZERO);
+        let mut current = None;
+        let mut closed_day = None;
+        if let Some((day, name)) = day_files.last() {
+            if last_digest.as_ref().is_some_and(|d| &d.file == name) {
+                closed_day = Some(*day);
+            } else {
+                let path = dir.join(name);
+                let mut records = 0u64;
+                let mut first_hash = None;
+                let mut last = None;
+                let tail = scan(&path, |line| {
+                    let h = sha256(line);
+                    records += 1;
+                    first_hash.get_or_insert(h);
+                    last = Some(h);
+                })?;
+                if let Some(t) = move_torn_tail(dir, name, tail)? {
+                    torn.push(t);
+                }
+                if let Some(h) = last {
+                    last_hash = h;
+                }
+                current = Some(Current {
+                    day: *day,
+                    name: name.clone(),
+                    file: Arc::new(files::open_append(&path)?),
+                    records,
+                    first_hash,
+                });
+            }
+        }
+
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            options,
+            state: Mutex::new(State {
+                current,
+                closed_day,
+                pending: Vec::with_capacity(MAX_PENDING + 4096),
+                last_hash,
+                last_digest_hash,
+                appended: 0,
+                written: 0,
+                synced: 0,
+                syncing: false,
+                last_write: Instant::now(),
+                failed: None,
+                closed: false,
+            }),
+            synced: Condvar::new(),
+            wake: Condvar::new(),
+            _lock: lock_file,
+        });
+        let flusher = {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name("keyroll-audit-flush".to_string())
+                .spawn(move || inner.flush_loop())
+                .map_err(|e| AuditError::io("start the flush thread for", dir, e))?
+        };
+        let log = AuditLog {
+            inner,
+            flusher: Mutex::new(Some(flusher)),
+        };
+        for t in torn {
+            let now = log.now();
+            let o = &log.inner.options;
+            let rec = AuditRecord::service_event(
+                now,
+                TORN_TAIL_EVENT,
+                &o.account_id,
+                &o.region,
+                json!({
+                    "file": t.file,
+                    "movedTo": t.moved_to,
+                    "bytes": t.bytes,
+                    "sha256": hex::encode(t.sha256),
+                    "note": "the last line was incomplete (keyroll stopped mid-write); it was \
+                             moved aside and the trail continues from the record before it",
+                }),
+            );
+            log.append(rec, Durability::Sync)?;
+        }
+        Ok(log)
+    }
+
+    /// The clock's time to the second: the `eventTime` to give a record made now.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.options.clock.now().trunc_subsecs(0)
+    }
+
+    /// The directory of the trail.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The options the log was opened with.
+    pub fn options(&self) -> &AuditOptions {
+        &self.inner.options
+    }
+
+    /// Links `rec` to the record before it (`previousRecordSha256`), serialises it as one
+    /// line and appends it to the file of its `eventTime`'s UTC day (or of the current day
+    /// file, if that is later: files are never reopened once closed).
+    pub fn append(&self, mut rec: AuditRecord, durability: Durability) -> Result<(), AuditError> {
+        // Serialise outside the lock, with a placeholder link patched in below.
+        let (line, at) = serialize(&mut rec)?;
+        let day = rec.event_time.date_naive();
+
+        let inner = &*self.inner;
+        let mut st = lock(&inner.state);
+        st.usable()?;
+        let day = match (&st.current, st.closed_day) {
+            (Some(c), _) => day.max(c.day),
+            (None, Some(closed)) => day.max(closed.succ_opt().unwrap_or(closed)),
+            (None, None) => day,
+        };
+        if st.current.as_ref().is_some_and(|c| c.day < day) {
+            inner.close_current(&mut st)?;
+        }
+        if st.current.is_none() {
+            inner.open_day(&mut st, day)?;
+        }
+
+        let seq = st.push(line, at);
+
+        match durability {
+            Durability::Buffered => {
+                if st.pending.len() >= MAX_PENDING
+                    || st.last_write.elapsed() >= inner.options.flush_interval
+                {
+                    st.write_pending()?;
+                }
+                Ok(())
+            }
+            Durability::Sync => inner.wait_synced(st, seq),
+        }
+    }
+
+    /// Writes buffered records to the OS (not necessarily to disk).
+    pub fn flush(&self) -> Result<(), AuditError> {
+        let mut st = lock(&self.inner.state);
+        st.usable()?;
+        st.write_pending()
+    }
+
+    /// Writes and fsyncs everything appended so far, and stops the log: later appends fail
+    /// with [`AuditError::Closed`]. Idempotent. The current day file stays open for the next
+    /// [`AuditLog::open`] to continue (day files are closed only when the day changes).
+    pub fn close(&self) -> Result<(), AuditError> {
+        let result = {
+            let mut st = lock(&self.inner.state);
+            if st.closed {
+                Ok(())
+            } else {
+                // No appends from here on; everything before is written and fsync'ed.
+                st.closed = true;
+                match st.failed.clone() {
+                    Some(reason) => Err(AuditError::Failed { reason }),
+                    None => {
+                        let seq = st.appended;
+                        self.inner.wait_synced(st, seq)
+                    }
+                }
+            }
+        };
+        self.inner.wake.notify_all();
+        let handle = self
+            .flusher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+        result
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+impl fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("dir", &self.inner.dir)
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl State {
+    /// Links a serialised record (`line`, placeholder at `at`) to the last one and queues
+    /// it for the current file; returns its sequence number.
+    fn push(&mut self, mut line: Vec<u8>, at: usize) -> u64 {
+        let mut hex_buf = [0u8; 64];
+        // Cannot fail: the buffer is exactly twice the hash length.
+        let _ = hex::encode_to_slice(self.last_hash, &mut hex_buf);
+        line[at..at + 64].copy_from_slice(&hex_buf);
+        let hash = sha256(&line);
+        line.push(b'\n');
+        self.pending.extend_from_slice(&line);
+        self.last_hash = hash;
+        self.appended += 1;
+        if let Some(c) = self.current.as_mut() {
+            c.records += 1;
+            c.first_hash.get_or_insert(hash);
+        }
+        self.appended
+    }
+
+    fn usable(&self) -> Result<(), AuditError> {
+        if self.closed {
+            return Err(AuditError::Closed);
+        }
+        match &self.failed {
+            Some(reason) => Err(AuditError::Failed {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, e: AuditError) -> AuditError {
+        self.failed.get_or_insert_with(|| e.to_string());
+        e
+    }
+
+    /// Writes the pending lines to the current file (to the OS).
+    fn write_pending(&mut self) -> Result<(), AuditError> {
+        self.last_write = Instant::now();
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let Some(c) = &self.current else {
+            return Err(self.fail(AuditError::Failed {
+                reason: "records pending with no day file open (a bug)".to_string(),
+            }));
+        };
+        let result = (&*c.file).write_all(&self.pending);
+        if let Err(e) = result {
+            let path = PathBuf::from(&c.name);
+            return Err(self.fail(AuditError::io("write", path, e)));
+        }
+        self.pending.clear();
+        self.written = self.appended;
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// Group commit: returns once line `seq` is fsync'ed. The first waiter to find no fsync
+    /// running becomes the leader: it writes everything pending and fsyncs once, outside the
+    /// lock, for every line up to then; the others wait for it (or lead the next round).
+    fn wait_synced<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        seq: u64,
+    ) -> Result<(), AuditError> {
+        loop {
+            if st.synced >= seq {
+                return Ok(());
+            }
+            if let Some(reason) = &st.failed {
+                return Err(AuditError::Failed {
+                    reason: reason.clone(),
+                });
+            }
+            if st.syncing {
+                st = self.synced.wait(st).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            st.write_pending()?;
+            let target = st.written;
+            let Some(file) = st.current.as_ref().map(|c| Arc::clone(&c.file)) else {
+                // Nothing open means the last file was closed, which fsyncs everything.
+                st.synced = st.synced.max(target);
+                continue;
+            };
+            let name = st
+                .current
+                .as_ref()
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
+            st.syncing = true;
+            drop(st);
+            let result = file.sync_data();
+            st = lock(&self.state);
+            st.syncing = false;
+            match result {
+                Ok(()) => st.synced = st.synced.max(target),
+                Err(e) => {
+                    st.fail(AuditError::io("fsync", self.dir.join(name), e));
+                }
+            }
+            self.synced.notify_all();
+        }
+    }
+
+    /// Closes the current day file: writes and fsyncs it, then appends its digest.
+    fn close_current(&self, st: &mut State) -> Result<(), AuditError> {
+        st.write_pending()?;
+        let Some(c) = st.current.take() else {
+            return Ok(());
+        };
+        let path = self.dir.join(&c.name);
+        if let Err(e) = c.file.sync_all() {
+            return Err(st.fail(AuditError::io("fsync", path, e)));
+        }
+        st.synced = st.appended;
+        self.synced.notify_all();
+        let sha = match files::file_sha256(&path) {
+            Ok(h) => h,
+            Err(e) => return Err(st.fail(e)),
+        };
+        let entry = DigestEntry {
+            file: c.name.clone(),
+            sha256: hex::encode(sha),
+            records: c.records,
+            first_record_sha256: c.first_hash.map(hex::encode),
+            last_record_sha256: (c.records > 0).then(|| hex::encode(st.last_hash)),
+            previous_digest_sha256: hex::encode(st.last_digest_hash),
+            closed_at: self
+                .options
+                .clock
+                .now()
+                .to_rfc3339_opts(SecondsFormat::Secs, true),
+        };
+        let line = serde_json::to_vec(&entry).map_err(AuditError::Serialize)?;
+        if let Err(e) = files::append_line_synced(&self.dir.join(DIGESTS_FILE), &line) {
+            return Err(st.fail(e));
+        }
+        st.last_digest_hash = sha256(&line);
+        st.closed_day = Some(c.day);
+        Ok(())
+    }
+
+    /// Creates (0600) the day file of `day` and makes it current.
+    fn open_day(&self, st: &mut State, day: NaiveDate) -> Result<(), AuditError> {
+        let name = day_file_name(day);
+        let path = self.dir.join(&name);
+        let created = files::open_append(&path).and_then(|f| {
+            files::sync_dir(&self.dir)?;
+            Ok(f)
+        });
+        match created {
+            Ok(f) => {
+                st.current = Some(Current {
+                    day,
+                    name,
+                    file: Arc::new(f),
+                    records: 0,
+                    first_hash: None,
+                });
+                if let Some(closed) = st.closed_day {
+                    // Anchor the digest chain in the record chain.
+                    let o = &self.options;
+                    let mut rec = AuditRecord::service_event(
+                        o.clock.now().trunc_subsecs(0),
+                        DAY_FILE_CLOSED_EVENT,
+                        &o.account_id,
+                        &o.region,
+                        json!({
+                            "file": day_file_name(closed),
+                            "digestSha256": hex::encode(st.last_digest_hash),
+                        }),
+                    );
+                    rec.read_only = Some(true);
+                    let (line, at) = serialize(&mut rec)?;
+                    st.push(line, at);
+                }
+                Ok(())
+            }
+            Err(e) => Err(st.fail(e)),
+        }
+    }
+
+    /// The flusher thread: writes buffered records every flush interval until closed.
+    fn flush_loop(&self) {
+        let mut st = lock(&self.state);
+        loop {
+            if st.closed {
+                return;
+            }
+            let (guard, _) = self
+                .wake
+                .wait_timeout(st, self.options.flush_interval)
+                .unwrap_or_else(|p| p.into_inner());
+            st = guard;
+            if st.closed {
+                return;
+            }
+            if st.failed.is_none() && st.last_write.elapsed() >= self.options.flush_interval {
+                // A failure is recorded in the state and reported by the next append.
+                let _ = st.write_pending();
+            }
+        }
+    }
+}
+
+/// Calls `each` with every complete line of `path` and returns the bytes after the last
+/// newline (a torn line), if any.
+fn scan(path: &Path, mut each: impl FnMut(&[u8])) -> Result<Option<Vec<u8>>, AuditError> {
+    let mut lines = Lines::open(path)?;
+    while let Some((line, complete)) = lines.next_line()? {
+        if !complete {
+            return Ok(Some(line.to_vec()));
+        }
+        each(line);
+    }
+    Ok(None)
+}
+
+struct Torn {
+    file: String,
+    moved_to: String,
+    bytes: usize,
+    sha256: Hash,
+}
+
+/// Moves a torn tail of `dir/name` into a new `.torn` file and cuts it off the original.
+fn move_torn_tail(
+    dir: &Path,
+    name: &str,
+    tail: Option<Vec<u8>>,
+) -> Result<Option<Torn>, AuditError> {
+    let Some(tail) = tail else {
+        return Ok(None);
+    };
+    let path = dir.join(name);
+    let moved_to = files::torn_name(dir, name);
+    let torn_path = dir.join(&moved_to);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&torn_path)
+        .map_err(|e| AuditError::io("create", &torn_path, e))?;
+    f.write_all(&tail)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| AuditError::io("write", &torn_path, e))?;
+    let len = std::fs::metadata(&path)
+        .map_err(|e| AuditError::io("read", &path, e))?
+        .len();
+    let keep = len.saturating_sub(tail.len() as u64);
+    let original = OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|e| AuditError::io("open", &path, e))?;
+    original
+        .set_len(keep)
+        .and_then(|()| original.sync_all())
+        .map_err(|e| AuditError::io("cut the torn last line off", &path, e))?;
+    files::sync_dir(dir)?;
+    Ok(Some(Torn {
+        file: name.to_string(),
+        moved_to,
+        bytes: tail.len(),
+        sha256: sha256(&tail),
+    }))
+}
+
+/// Serialises `rec` with a placeholder `previousRecordSha256` (its last member) and
+/// returns the line and where the placeholder's 64 hex digits start.
+fn serialize(rec: &mut AuditRecord) -> Result<(Vec<u8>, usize), AuditError> {
+    rec.previous_record_sha256 = GENESIS_SHA256.to_string();
+    let mut line = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut line, rec).map_err(AuditError::Serialize)?;
+    let at = line
+        .len()
+        .checked_sub(2 + PLACEHOLDER.len())
+        .filter(|&at| line.ends_with(b"\"}") && &line[at..at + PLACEHOLDER.len()] == PLACEHOLDER);
+    match at {
+        Some(at) => Ok((line, at)),
+        None => Err(AuditError::Serialize(serde::ser::Error::custom(
+            "previousRecordSha256 is not the last member of the record",
+        ))),
+    }
+}
+
+fn parse_hash(s: &str) -> Option<Hash> {
+    let mut h = ZERO;
+    hex::decode_to_slice(s, &mut h).ok()?;
+    Some(h)
+}
