@@ -54,6 +54,10 @@
 //!   principals at once (the account, the role, the session or user): a `Deny` applies
 //!   unless every one of them is named; an `Allow` (which AWS no longer supports with
 //!   NotPrincipal, and [`is_public`] reports) applies only if none of them is;
+//! - an account (`"123456789012"` or `arn:aws:iam::123456789012:root`) in a resource
+//!   policy's `Allow` delegates to the account's identity policies, as IAM documents for
+//!   same-account access: it grants nothing by itself (only the root itself); in a `Deny` it
+//!   names every principal of the account;
 //! - a `Principal` in an identity policy is ignored by [`evaluate`] (IAM refuses such a
 //!   policy: [`Policy::parse_as`] and [`validate`] report it).
 
@@ -252,7 +256,12 @@ fn principal_applies(s: &Statement, req: &Request<'_>) -> bool {
     if !p.not {
         return p.entries.iter().any(|e| match e {
             PrincipalEntry::Anyone => true,
-            PrincipalEntry::Account(a) => **a == *account,
+            // An account in an Allow delegates to the account's identity policies (IAM: "the
+            // account administrator must grant access"): it grants nothing by itself, except
+            // to the account root. In a Deny it names everyone in the account.
+            PrincipalEntry::Account(a) => {
+                **a == *account && (s.effect == Effect::Deny || req.principal_arn.ends_with(":root"))
+            }
             PrincipalEntry::Arn(arn) => is_caller(arn),
             PrincipalEntry::Other { .. } => false,
         });

@@ -421,12 +421,18 @@ fn principals() -> Vec<Case> {
         case("IAM JSON policy elements: Principal – {\"AWS\": \"*\"} is every principal")
             .res(&rstmt("Allow", &p(r#"{"AWS":"*"}"#), GET))
             .yes(),
-        case("IAM JSON policy elements: Principal – an account id is every principal of the account")
-            .res(&rstmt("Allow", &p(r#"{"AWS":"123456789012"}"#), GET))
-            .yes(),
-        case("IAM JSON policy elements: Principal – arn:aws:iam::ACCOUNT:root is the whole account")
+        case("IAM JSON policy elements: Principal – an account id in an Allow delegates to the account's identity policies: alone it grants nothing")
+            .res(&rstmt("Allow", &p(r#"{"AWS":"123456789012"}"#), GET)),
+        case("IAM JSON policy elements: Principal – arn:aws:iam::ACCOUNT:root in an Allow delegates: alone it grants nothing")
+            .res(&rstmt("Allow", &p(&format!(r#"{{"AWS":"{ROOT}"}}"#)), GET)),
+        case("IAM JSON policy elements: Principal – an account Allow with an identity Allow: allowed (the identity policy grants)")
+            .id(&allow(GET, "*"))
             .res(&rstmt("Allow", &p(&format!(r#"{{"AWS":"{ROOT}"}}"#)), GET))
             .yes(),
+        case("IAM JSON policy elements: Principal – an account id in a Deny names every principal of the account")
+            .id(&allow(GET, "*"))
+            .res(&rstmt("Deny", &p(r#"{"AWS":"123456789012"}"#), GET))
+            .expect(DENY_RES),
         case("IAM JSON policy elements: Principal – another account id does not match")
             .res(&rstmt("Allow", &p(r#"{"AWS":"999999999999"}"#), GET)),
         case("IAM JSON policy elements: Principal – the account of the caller's ARN is compared")
@@ -1132,10 +1138,11 @@ fn case_rules() -> Vec<Case> {
             .act("secretsmanager:getsecretVALUE")
             .yes(),
         case("IAM JSON policy elements: Principal – an assumed-role session's account is its ARN's account")
-            .res(&rstmt("Allow", r#""Principal":{"AWS":"123456789012"}"#, GET))
+            .id(&allow(GET, "*"))
+            .res(&rstmt("Deny", r#""Principal":{"AWS":"123456789012"}"#, GET))
             .by(SESSION)
             .alias(ROLE)
-            .yes(),
+            .expect(DENY_RES),
     ]
 }
 
