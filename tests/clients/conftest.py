@@ -91,7 +91,10 @@ class KeyrollServer:
                 self.credentials_file = m.group(1)
             if line.startswith("  aws --endpoint-url"):
                 break
-        if not self.url or not self.credentials_file:
+            if line.startswith("access keys: from the configuration file"):
+                self.configured_keys = True
+                break
+        if not self.url or not (self.credentials_file or getattr(self, "configured_keys", False)):
             raise RuntimeError("keyroll serve did not print its address and credentials file")
         return self
 

@@ -297,95 +297,28 @@ fn finding(check: &str, msg: impl Into<String>) -> ValidationErrorsEntry {
     }
 }
 
-/// Checks a resource policy's grammar. `Err` when it is not JSON at all; otherwise the list
-/// of problems (empty when it passes).
+/// Checks a resource policy with keyroll's IAM policy language (the one authorization
+/// evaluates): `Err` when it is not JSON or longer than 20,480 characters; otherwise every
+/// grammar problem (empty when it passes). Public access is not a grammar problem: see
+/// [`is_public_policy`].
 pub fn check_policy(policy: &str) -> Result<Vec<ValidationErrorsEntry>, SmError> {
-    if policy.len() > 20_480 {
-        return Err(SmError::MalformedPolicyDocument(
-            "The resource policy is longer than 20480 characters.".into(),
-        ));
-    }
-    let doc: serde_json::Value = serde_json::from_str(policy).map_err(|_| {
-        SmError::MalformedPolicyDocument("This resource policy contains a syntax error.".into())
-    })?;
-    let mut out = Vec::new();
-    let Some(obj) = doc.as_object() else {
-        out.push(finding("SYNTAX_CHECK", "The policy must be a JSON object."));
-        return Ok(out);
-    };
-    if let Some(v) = obj.get("Version")
-        && !matches!(v.as_str(), Some("2012-10-17") | Some("2008-10-17"))
-    {
-        out.push(finding(
-            "SYNTAX_CHECK",
-            "Version must be 2012-10-17 or 2008-10-17.",
-        ));
-    }
-    let statements: Vec<&serde_json::Value> = match obj.get("Statement") {
-        Some(serde_json::Value::Array(a)) => a.iter().collect(),
-        Some(s @ serde_json::Value::Object(_)) => vec![s],
-        _ => {
-            out.push(finding(
-                "SYNTAX_CHECK",
-                "The policy must contain a Statement.",
-            ));
-            return Ok(out);
-        }
-    };
-    for (i, st) in statements.iter().enumerate() {
-        let Some(st) = st.as_object() else {
-            out.push(finding(
-                "SYNTAX_CHECK",
-                format!("Statement {i} must be an object."),
-            ));
-            continue;
-        };
-        match st.get("Effect").and_then(|e| e.as_str()) {
-            Some("Allow") | Some("Deny") => {}
-            _ => out.push(finding(
-                "SYNTAX_CHECK",
-                format!("Statement {i}: Effect must be Allow or Deny."),
-            )),
-        }
-        if !st.contains_key("Action") && !st.contains_key("NotAction") {
-            out.push(finding(
-                "SYNTAX_CHECK",
-                format!("Statement {i}: Action is missing."),
-            ));
-        }
-        if !st.contains_key("Principal") && !st.contains_key("NotPrincipal") {
-            out.push(finding(
-                "SYNTAX_CHECK",
-                format!("Statement {i}: a resource policy statement needs a Principal."),
-            ));
-        }
-    }
-    Ok(out)
+    let findings =
+        keyroll_policy::validate(policy, keyroll_policy::PolicyType::Resource).map_err(|e| {
+            SmError::MalformedPolicyDocument(format!(
+                "This resource policy contains a syntax error: {e}"
+            ))
+        })?;
+    Ok(findings
+        .into_iter()
+        .filter(|f| f.check != keyroll_policy::CHECK_PUBLIC_ACCESS)
+        .map(|f| finding(f.check, f.message))
+        .collect())
 }
 
-/// Whether a policy grants broad access: an `Allow` to principal `*` without a condition.
+/// Whether a resource policy grants access to everyone (`Principal: "*"` without a
+/// condition that narrows it to known principals): what `BlockPublicPolicy` refuses.
 pub fn is_public_policy(policy: &str) -> bool {
-    let Ok(doc) = serde_json::from_str::<serde_json::Value>(policy) else {
-        return false;
-    };
-    let statements: Vec<serde_json::Value> = match doc.get("Statement") {
-        Some(serde_json::Value::Array(a)) => a.clone(),
-        Some(s) => vec![s.clone()],
-        None => return false,
-    };
-    let star = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s == "*",
-        serde_json::Value::Array(a) => a.iter().any(|x| x.as_str() == Some("*")),
-        _ => false,
-    };
-    statements.iter().any(|st| {
-        st.get("Effect").and_then(|e| e.as_str()) == Some("Allow")
-            && st.get("Condition").is_none()
-            && st.get("Principal").is_some_and(|p| match p {
-                serde_json::Value::Object(o) => o.get("AWS").is_some_and(star),
-                other => star(other),
-            })
-    })
+    keyroll_policy::Policy::parse(policy).is_ok_and(|p| keyroll_policy::is_public(&p))
 }
 
 /// `ValidateResourcePolicy`.
@@ -759,10 +692,11 @@ mod tests {
 
     #[test]
     fn policies() {
-        let ok = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:root"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#;
+        let ok = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#;
         assert!(check_policy(ok).unwrap().is_empty());
         assert!(!is_public_policy(ok));
-        let public = r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"*"}}"#;
+        let public =
+            r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}}"#;
         assert!(is_public_policy(public));
         assert!(
             !validate_resource_policy(public)

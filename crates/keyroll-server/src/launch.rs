@@ -7,8 +7,10 @@ use std::sync::Arc;
 use keyroll_core::time::{Clock, SystemClock};
 use keyroll_store::embedded::{EmbeddedStore, OpenOptions, StoreError};
 
+use crate::audit::Audit;
 use crate::config::{Config, ConfigError};
-use crate::credentials::{CredentialsError, admin_key, credentials_path};
+use crate::credentials::{CredentialsError, KeyStore, admin_key, credentials_path};
+use crate::identity::{Principal, aws_shaped_key_id, configured_principals};
 use crate::regions::MemoryRegions;
 use crate::server::{App, RunningServer, ServerError, bind, start};
 
@@ -45,6 +47,14 @@ pub enum LaunchError {
     Server(#[from] ServerError),
     #[error("notifications: {0} (fix the [notify] section or the KEYROLL_NOTIFY_* variables)")]
     Notify(#[from] keyroll_notify::NotifyConfigError),
+    #[error(
+        "cannot open the audit trail in {dir}: {source} (fix the directory, point [audit] dir \
+         elsewhere, or — not recommended — set [audit] enabled = false)"
+    )]
+    Audit {
+        dir: PathBuf,
+        source: keyroll_audit::AuditError,
+    },
 }
 
 /// A started server, whichever store it runs on.
@@ -141,6 +151,68 @@ fn ensure_dir(dir: &Path) -> Result<(), LaunchError> {
     Ok(())
 }
 
+/// Opens the audit trail `[audit]` asks for (`DATA_DIR/audit` by default).
+fn open_audit(
+    config: &Config,
+    data_dir: &Path,
+    clock: Arc<dyn Clock>,
+) -> Result<Option<Arc<Audit>>, LaunchError> {
+    if !config.audit.enabled {
+        tracing::warn!(
+            "the audit trail is off ([audit] enabled = false): API calls and rotations are \
+             not recorded"
+        );
+        return Ok(None);
+    }
+    let dir = config
+        .audit
+        .dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("audit"));
+    let options = keyroll_audit::AuditOptions {
+        clock: Arc::new(AuditClock(clock)),
+        flush_interval: std::time::Duration::from_millis(config.audit.flush_interval_ms.max(1)),
+        account_id: config.account.clone(),
+        region: String::new(),
+    };
+    let log = keyroll_audit::AuditLog::open(&dir, options)
+        .map_err(|source| LaunchError::Audit { dir, source })?;
+    Ok(Some(Arc::new(Audit::new(
+        Arc::new(log),
+        &config.account,
+        &config.audit,
+    ))))
+}
+
+/// The store's clock, for the audit trail's own records.
+struct AuditClock(Arc<dyn Clock>);
+
+impl keyroll_audit::Clock for AuditClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.now().to_datetime()
+    }
+}
+
+fn with_audit<R: crate::Regions>(app: App<R>, audit: Option<Arc<Audit>>) -> Arc<App<R>> {
+    let app = match audit {
+        Some(a) => {
+            a.service_event(
+                app.clock.now(),
+                "KeyrollStarted",
+                "",
+                None,
+                serde_json::json!({
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "accessKeys": app.keys.len(),
+                }),
+            );
+            app.with_audit(a)
+        }
+        None => app,
+    };
+    Arc::new(app)
+}
+
 /// Starts the server described by `opts` (on the system clock).
 pub async fn launch(opts: LaunchOptions) -> Result<Started, LaunchError> {
     launch_with_clock(opts, Arc::new(SystemClock)).await
@@ -153,20 +225,40 @@ pub async fn launch_with_clock(
 ) -> Result<Started, LaunchError> {
     let (config, config_file) = load_config(&opts)?;
     ensure_dir(&opts.data_dir)?;
-    let mut keys = config.keys();
+    let base = config_file
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf);
+    let mut keys = configured_principals(&config, base.as_deref())?;
+    for (k, _) in &keys {
+        if !aws_shaped_key_id(&k.access_key_id) {
+            tracing::warn!(
+                access_key = %k.access_key_id,
+                user = %k.name,
+                "this access key id does not look like an AWS one (16+ upper-case letters and \
+                 digits); it works, but AWS tools may refuse it elsewhere"
+            );
+        }
+    }
     let (mut credentials_file, mut generated) = (None, false);
     if keys.is_empty() {
         let (k, fresh) = admin_key(&opts.data_dir)?;
-        keys.push(k);
+        let principal = Arc::new(Principal::admin(&config.account, &k.name));
+        keys.push((k, principal));
         credentials_file = Some(credentials_path(&opts.data_dir));
         generated = fresh;
     }
+    let keys = KeyStore::with_principals(keys);
+    let audit = open_audit(&config, &opts.data_dir, clock.clone())?;
     let notifier = keyroll_notify::Notifier::from_config(&config.notify.clone().with_env()?)?;
     let listen = opts.listen.clone().or_else(|| config.listen.clone());
     let listener = bind(listen.as_deref().unwrap_or(DEFAULT_LISTEN)).await?;
     let server = if opts.in_memory {
         let regions = MemoryRegions::new(config.account.clone(), clock.clone());
-        let app = Arc::new(App::new(regions, config, keys, clock).with_notifier(notifier));
+        let app = with_audit(
+            App::with_keys(regions, config, keys, clock).with_notifier(notifier),
+            audit,
+        );
         Launched::Memory(start(app, listener, true)?)
     } else {
         let store = EmbeddedStore::open(
@@ -178,7 +270,10 @@ pub async fn launch_with_clock(
             dir: opts.data_dir.clone(),
             source,
         })?;
-        let app = Arc::new(App::new(store, config, keys, clock).with_notifier(notifier));
+        let app = with_audit(
+            App::with_keys(store, config, keys, clock).with_notifier(notifier),
+            audit,
+        );
         Launched::Embedded(start(app, listener, true)?)
     };
     Ok(Started {

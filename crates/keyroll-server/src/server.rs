@@ -41,21 +41,33 @@ pub struct App<R: Regions> {
     pub auth_clock: Arc<dyn Clock>,
     /// RotationSucceeded / RotationFailed after each rotation; never fails one.
     pub notifier: keyroll_notify::Notifier,
+    /// Parsed resource policies, by text.
+    pub policies: crate::authz::PolicyCache,
+    /// The audit trail (`None`: not written, e.g. `[audit] enabled = false`).
+    pub audit: Option<Arc<crate::audit::Audit>>,
     endpoint: OnceLock<String>,
 }
 
 impl<R: Regions> App<R> {
     pub fn new(regions: R, config: Config, keys: Vec<AccessKey>, clock: Arc<dyn Clock>) -> Self {
+        let keys = KeyStore::admins(&config.account, keys);
+        Self::with_keys(regions, config, keys, clock)
+    }
+
+    /// An app whose keys carry their principals (configured users with policies).
+    pub fn with_keys(regions: R, config: Config, keys: KeyStore, clock: Arc<dyn Clock>) -> Self {
         let max = config.scheduler.max_concurrent;
         App {
             store: Store::new(regions),
-            keys: KeyStore::new(keys),
+            keys,
             config,
             metrics: Metrics::default(),
             rotations: Rotations::new(max),
             clock,
             auth_clock: Arc::new(SystemClock),
             notifier: keyroll_notify::Notifier::disabled(),
+            policies: Default::default(),
+            audit: None,
             endpoint: OnceLock::new(),
         }
     }
@@ -63,6 +75,12 @@ impl<R: Regions> App<R> {
     /// Sends rotation events through `notifier`.
     pub fn with_notifier(mut self, notifier: keyroll_notify::Notifier) -> Self {
         self.notifier = notifier;
+        self
+    }
+
+    /// Writes the audit trail.
+    pub fn with_audit(mut self, audit: Arc<crate::audit::Audit>) -> Self {
+        self.audit = Some(audit);
         self
     }
 
@@ -214,7 +232,7 @@ async fn serve<R: Regions>(
             a = listener.accept() => a,
             _ = stop.changed() => break,
         };
-        let (stream, _peer) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -231,7 +249,7 @@ async fn serve<R: Regions>(
             .connections_total
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let a = app.clone();
-        let svc = service_fn(move |req| handle(a.clone(), req));
+        let svc = service_fn(move |req| handle(a.clone(), peer, req));
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(30))
@@ -262,12 +280,26 @@ async fn serve<R: Regions>(
     {
         tracing::warn!("connections still open at the end of the grace period");
     }
+    if let Some(audit) = &app.audit {
+        audit.service_event(
+            app.clock.now(),
+            "KeyrollStopped",
+            "",
+            None,
+            serde_json::json!({ "reason": "shutdown" }),
+        );
+        audit.close();
+    }
     tracing::info!("stopped");
 }
 
 type Resp = Response<Full<Bytes>>;
 
-async fn handle<R: Regions>(app: Arc<App<R>>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+async fn handle<R: Regions>(
+    app: Arc<App<R>>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Resp, Infallible> {
     let rid = request_id();
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/health") => {
@@ -318,31 +350,90 @@ async fn handle<R: Regions>(app: Arc<App<R>>, req: Request<Incoming>) -> Result<
         Ok(b) => b.to_bytes(),
         Err(_) => return Ok(error_response(&too_large(), &rid)),
     };
-    let caller = match sigv4::verify(
-        &parts.method,
-        &parts.uri,
-        &parts.headers,
-        &body,
-        &app.keys,
-        app.auth_clock.now(),
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            app.metrics.auth_failure(e.aws_type());
-            tracing::info!(request_id = %rid, error_type = e.aws_type(), "request refused by signature verification");
-            return Ok(error_response(&e.into(), &rid));
-        }
+    let meta = crate::authz::RequestMeta {
+        source_ip: peer.ip(),
+        secure_transport: false,
+        user_agent: parts
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        now: app.auth_clock.now(),
     };
     let target = parts
         .headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let caller = match sigv4::verify(
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        &body,
+        &app.keys,
+        meta.now,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            app.metrics.auth_failure(e.aws_type());
+            tracing::info!(request_id = %rid, error_type = e.aws_type(), "request refused by signature verification");
+            let err: ApiError = e.into();
+            if let Some(audit) = &app.audit {
+                audit.api_call(crate::audit::ApiCall {
+                    source: crate::audit::ApiSource::SecretsManager,
+                    event_name: target.strip_prefix("secretsmanager.").unwrap_or(target),
+                    region: sigv4::claimed_region(&parts.headers).unwrap_or(""),
+                    caller: crate::audit::Caller::Unauthenticated {
+                        access_key_id: sigv4::claimed_access_key_id(&parts.headers),
+                    },
+                    meta: &meta,
+                    request_id: &rid,
+                    params: serde_json::Value::Null,
+                    response: serde_json::Value::Null,
+                    error: Some((&err.kind, &err.message)),
+                    read_only: false,
+                    resource_arn: None,
+                });
+            }
+            return Ok(error_response(&err, &rid));
+        }
+    };
     let Some(op) = Operation::from_target(target) else {
         return Ok(error_response(&ApiError::unknown_operation(target), &rid));
     };
-    let result = dispatch::handle(&app, op, &caller.region, &body).await;
+    let params = crate::authz::request_params(&body);
+    let who = dispatch::Asker {
+        principal: &caller.principal,
+        params: &params,
+        meta: &meta,
+    };
+    let (result, authorized) = dispatch::handle(&app, op, &caller.region, &body, &who).await;
     let elapsed = t0.elapsed();
+    if let Some(audit) = &app.audit {
+        let response = match &result {
+            Ok(b) if op.writes() => serde_json::from_slice(b).unwrap_or(serde_json::Value::Null),
+            _ => serde_json::Value::Null,
+        };
+        audit.api_call(crate::audit::ApiCall {
+            source: crate::audit::ApiSource::SecretsManager,
+            event_name: op.name(),
+            region: &caller.region,
+            caller: crate::audit::Caller::Principal {
+                principal: &caller.principal,
+                access_key_id: &caller.access_key_id,
+            },
+            meta: &meta,
+            request_id: &rid,
+            params: serde_json::Value::Object(params),
+            response,
+            error: result
+                .as_ref()
+                .err()
+                .map(|e| (e.kind.as_ref(), e.message.as_str())),
+            read_only: !op.writes(),
+            resource_arn: authorized.resource_arn.as_deref(),
+        });
+    }
     let resp = match result {
         Ok(b) => {
             tracing::debug!(request_id = %rid, operation = op.name(), region = %caller.region, access_key = %caller.access_key_id, latency_us = elapsed.as_micros() as u64, "ok");

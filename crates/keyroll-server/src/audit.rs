@@ -1,0 +1,261 @@
+//! The server's side of the audit trail: one CloudTrail-shaped record per API request
+//! (allowed, denied or refused at authentication; STS included), per rotation the server
+//! runs, and per start and stop, written through [`keyroll_audit::AuditLog`].
+//!
+//! Durability: records of calls that can change state (and of refused ones, and of rotation
+//! and lifecycle events) are on disk before the response is sent ([`Durability::Sync`], group
+//! committed); records of reads are buffered and reach the file within the flush interval
+//! (`[audit] flush_interval_ms`, 1 s by default), or at once with `read_durability = "sync"`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use keyroll_audit::{
+    AuditLog, AuditRecord, Durability, Resource, SECRETS_MANAGER_SOURCE, STS_SOURCE,
+    SessionAttributes, SessionContext, SessionIssuer, UserIdentity, sanitize_parameters,
+};
+use keyroll_core::time::Timestamp;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::authz::RequestMeta;
+use crate::identity::{Principal, PrincipalKind};
+
+/// `[audit]` in `keyroll.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Write the trail (default true). Turning it off is logged at start as a warning.
+    pub enabled: bool,
+    /// Where the trail lives (default `DATA_DIR/audit`).
+    pub dir: Option<std::path::PathBuf>,
+    /// `buffered` (default) or `sync`: whether read records are on disk before the response.
+    pub read_durability: ReadDurability,
+    /// How long a buffered record may wait before it is written (default 1000 ms).
+    pub flush_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadDurability {
+    Buffered,
+    Sync,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            enabled: true,
+            dir: None,
+            read_durability: ReadDurability::Buffered,
+            flush_interval_ms: 1000,
+        }
+    }
+}
+
+/// The trail and its counters.
+#[derive(Debug)]
+pub struct Audit {
+    log: Arc<AuditLog>,
+    account: String,
+    read_durability: Durability,
+    /// Records written, and appends that failed (also logged).
+    pub written: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// Who made a request, as far as the server knows it.
+pub enum Caller<'a> {
+    Principal {
+        principal: &'a Principal,
+        access_key_id: &'a str,
+    },
+    /// Authentication failed; the key id the request claimed, if any.
+    Unauthenticated { access_key_id: Option<&'a str> },
+}
+
+/// One API request's record.
+pub struct ApiCall<'a> {
+    pub source: ApiSource,
+    pub event_name: &'a str,
+    pub region: &'a str,
+    pub caller: Caller<'a>,
+    pub meta: &'a RequestMeta,
+    pub request_id: &'a str,
+    /// The request body's JSON (sanitised here).
+    pub params: Value,
+    /// The response's JSON for calls that change state (sanitised here); `Null` otherwise.
+    pub response: Value,
+    pub error: Option<(&'a str, &'a str)>,
+    pub read_only: bool,
+    pub resource_arn: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiSource {
+    SecretsManager,
+    Sts,
+}
+
+fn rfc3339(t: Timestamp) -> chrono::DateTime<chrono::Utc> {
+    t.to_datetime()
+}
+
+fn secs_rfc3339(secs: i64) -> String {
+    Timestamp::from_millis(secs.saturating_mul(1000))
+        .to_datetime()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// `userIdentity` of a principal.
+pub fn user_identity(p: &Principal, access_key_id: &str) -> UserIdentity {
+    let mut u = UserIdentity {
+        identity_type: p.identity_type().to_string(),
+        principal_id: Some(p.user_id.clone()),
+        arn: Some(p.arn.clone()),
+        account_id: Some(p.account.clone()),
+        access_key_id: Some(access_key_id.to_string()),
+        user_name: p.username().map(str::to_string),
+        session_context: None,
+        invoked_by: None,
+    };
+    if let Some(issued) = p.issued_at {
+        u.session_context = Some(SessionContext {
+            attributes: SessionAttributes {
+                creation_date: secs_rfc3339(issued),
+                mfa_authenticated: p.mfa_authenticated().to_string(),
+            },
+            session_issuer: match &p.kind {
+                PrincipalKind::AssumedRole {
+                    role_name,
+                    role_arn,
+                    ..
+                } => Some(SessionIssuer {
+                    issuer_type: "Role".into(),
+                    principal_id: p.user_id.split(':').next().unwrap_or_default().to_string(),
+                    arn: role_arn.clone(),
+                    account_id: p.account.clone(),
+                    user_name: role_name.clone(),
+                }),
+                PrincipalKind::User => None,
+            },
+        });
+    }
+    u
+}
+
+impl Audit {
+    pub fn new(log: Arc<AuditLog>, account: &str, config: &AuditConfig) -> Self {
+        Audit {
+            log,
+            account: account.to_string(),
+            read_durability: match config.read_durability {
+                ReadDurability::Buffered => Durability::Buffered,
+                ReadDurability::Sync => Durability::Sync,
+            },
+            written: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        }
+    }
+
+    pub fn log(&self) -> &Arc<AuditLog> {
+        &self.log
+    }
+
+    /// Records one API request. Failures are logged and counted, never answered: the call
+    /// has already run.
+    pub fn api_call(&self, call: ApiCall<'_>) {
+        let (source, name) = match call.source {
+            ApiSource::SecretsManager => (SECRETS_MANAGER_SOURCE, call.event_name),
+            ApiSource::Sts => (STS_SOURCE, call.event_name),
+        };
+        let mut r = AuditRecord::api_call(rfc3339(call.meta.now), source, name);
+        r.aws_region = call.region.to_string();
+        r.source_ip_address = Some(call.meta.source_ip.to_string());
+        r.user_agent = call.meta.user_agent.clone();
+        r.request_id = Some(call.request_id.to_string());
+        r.read_only = Some(call.read_only);
+        r.recipient_account_id = Some(self.account.clone());
+        r.user_identity = match call.caller {
+            Caller::Principal {
+                principal,
+                access_key_id,
+            } => user_identity(principal, access_key_id),
+            Caller::Unauthenticated { access_key_id } => UserIdentity {
+                identity_type: "Unknown".into(),
+                access_key_id: access_key_id.map(str::to_string),
+                account_id: Some(self.account.clone()),
+                ..UserIdentity::default()
+            },
+        };
+        r.request_parameters = sanitize_parameters(name, call.params);
+        r.response_elements = if call.error.is_none() && !call.read_only {
+            sanitize_parameters(name, call.response)
+        } else {
+            Value::Null
+        };
+        if let Some((code, message)) = call.error {
+            r.error_code = Some(code.to_string());
+            r.error_message = Some(message.to_string());
+        }
+        if let Some(arn) = call.resource_arn {
+            r.resources.push(Resource::secret(arn, &self.account));
+        }
+        // Reads that succeeded may be buffered; everything else is durable first.
+        let durability = if call.read_only && call.error.is_none() {
+            self.read_durability
+        } else {
+            Durability::Sync
+        };
+        self.append(r, durability);
+    }
+
+    /// Records something keyroll did itself (`keyroll.local`): a rotation, a start, a stop.
+    pub fn service_event(
+        &self,
+        now: Timestamp,
+        event_name: &str,
+        region: &str,
+        resource_arn: Option<&str>,
+        details: Value,
+    ) {
+        let mut r =
+            AuditRecord::service_event(rfc3339(now), event_name, &self.account, region, details);
+        if let Some(arn) = resource_arn {
+            r.resources.push(Resource::secret(arn, &self.account));
+        }
+        self.append(r, Durability::Sync);
+    }
+
+    fn append(&self, r: AuditRecord, durability: Durability) {
+        let result = match durability {
+            // An fsync must not stall an async worker that serves other requests.
+            Durability::Sync => blocking(|| self.log.append(r, durability)),
+            Durability::Buffered => self.log.append(r, durability),
+        };
+        match result {
+            Ok(()) => {
+                self.written.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "could not write the audit trail");
+            }
+        }
+    }
+
+    /// Writes and fsyncs everything pending (at shutdown).
+    pub fn close(&self) {
+        if let Err(e) = blocking(|| self.log.close()) {
+            tracing::error!(error = %e, "could not close the audit trail");
+        }
+    }
+}
+
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
