@@ -103,7 +103,7 @@ mod verify;
 
 pub use error::{AuditError, IntegrityError, Problem};
 pub use files::{DIGESTS_FILE, DigestEntry, day_file_name};
-pub use log::{AuditLog, AuditOptions, Clock, Durability, ManualClock, SystemClock};
+pub use log::{AuditLog, AuditOptions, AuditStats, Clock, Durability, ManualClock, SystemClock};
 pub use record::{
     API_CALL, AuditRecord, DAY_FILE_CLOSED_EVENT, EVENT_VERSION, GENESIS_SHA256, KEYROLL_SOURCE,
     Resource, SECRETS_MANAGER_SOURCE, SERVICE_EVENT, STS_SOURCE, SessionAttributes, SessionContext,
