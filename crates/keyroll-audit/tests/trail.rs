@@ -118,6 +118,13 @@ fn integrity(dir: &Path) -> IntegrityError {
 }
 
 #[test]
+fn the_log_can_be_shared_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<AuditLog>();
+    send_sync::<Arc<AuditLog>>();
+}
+
+#[test]
 fn a_fresh_trail_verifies_and_links_from_zeros() {
     let trail = three_days();
     let report = verify(&trail.dir).unwrap();
