@@ -10,7 +10,10 @@
 //!   no resources, no user agent);
 //! - `buffered_1k_bytes`: the same with a user agent, request id and longer names: about
 //!   1 KiB, what `keyroll serve` writes for an aws CLI call;
-//! - `serialise_700_bytes` and `sha256_700_bytes`: the two costs inside an append.
+//! - `serialise_700_bytes` and `sha256_700_bytes`: the two costs inside an append;
+//! - `sync/1_thread` and `sync/8_threads`: `Durability::Sync` appends of the 700-byte
+//!   record, alone and from 8 threads at once (group commit: the appends per fsync are
+//!   printed).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -101,5 +104,44 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+fn bench_sync(c: &mut Criterion) {
+    let rec = record(false);
+    let mut g = c.benchmark_group("sync");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(10));
+    for threads in [1u64, 8] {
+        g.bench_function(format!("{threads}_threads"), |b| {
+            b.iter_custom(|iters| {
+                let dir = tempfile::tempdir().unwrap();
+                let log = AuditLog::open(dir.path(), AuditOptions::default()).unwrap();
+                let per_thread = iters.div_ceil(threads);
+                let start = Instant::now();
+                std::thread::scope(|s| {
+                    for _ in 0..threads {
+                        s.spawn(|| {
+                            for _ in 0..per_thread {
+                                log.append(rec.clone(), Durability::Sync).unwrap();
+                            }
+                        });
+                    }
+                });
+                let took = start.elapsed();
+                let stats = log.stats();
+                eprintln!(
+                    "sync/{threads}_threads: {} appends, {} fsyncs ({:.1} appends per fsync)",
+                    stats.appended,
+                    stats.fsyncs,
+                    stats.appended as f64 / stats.fsyncs.max(1) as f64
+                );
+                log.close().unwrap();
+                took * u32::try_from(iters).unwrap_or(u32::MAX)
+                    / u32::try_from(per_thread * threads).unwrap_or(u32::MAX)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_sync);
 criterion_main!(benches);

@@ -73,7 +73,8 @@
 //!   64 KiB are pending. Use it for reads. A crash of the process can lose up to one
 //!   interval of buffered records; a crash of the machine, what the OS had not yet written.
 //!
-//! [`AuditLog::close`] (and drop) writes and fsyncs everything. Any failed write or fsync
+//! [`AuditLog::close`] (and drop) writes and fsyncs everything. [`AuditLog::stats`] counts
+//! appends and fsyncs (for metrics: under concurrency, fewer fsyncs than `Sync` appends). Any failed write or fsync
 //! stops the log: later appends return [`AuditError::Failed`] rather than leave a gap that
 //! the chain would hide; restart to resume.
 //!
@@ -87,7 +88,10 @@
 //! the `.torn` file, its length and its SHA-256. No record in the chain referred to the torn
 //! line, so the chain stays intact, [`verify`] passes, and the event is visible in
 //! [`search`]. A torn last line of `digests.jsonl` (a crash while closing a day) is handled
-//! the same way; the day file it was closing is closed again at the next change of day.
+//! the same way; the day file it was closing is closed again at the next change of day. A
+//! newest day file with no complete line at all (created just before a crash, so its
+//! `AuditDayFileClosed` anchor never reached the disk) is removed, and created again, anchor
+//! first, by the next append.
 //! Until keyroll starts again, [`verify`] reports an incomplete last line as
 //! [`VerifyReport::incomplete_tail`] rather than as tampering; anywhere else it is.
 //!
@@ -103,7 +107,7 @@ mod verify;
 
 pub use error::{AuditError, IntegrityError, Problem};
 pub use files::{DIGESTS_FILE, DigestEntry, day_file_name};
-pub use log::{AuditLog, AuditOptions, Clock, Durability, ManualClock, SystemClock};
+pub use log::{AuditLog, AuditOptions, AuditStats, Clock, Durability, ManualClock, SystemClock};
 pub use record::{
     API_CALL, AuditRecord, DAY_FILE_CLOSED_EVENT, EVENT_VERSION, GENESIS_SHA256, KEYROLL_SOURCE,
     Resource, SECRETS_MANAGER_SOURCE, SERVICE_EVENT, STS_SOURCE, SessionAttributes, SessionContext,

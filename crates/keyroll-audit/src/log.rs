@@ -105,6 +105,15 @@ pub enum Durability {
     Buffered,
 }
 
+/// Counters of an [`AuditLog`] since it was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditStats {
+    /// Records appended (including keyroll's own: day-file anchors, torn tails).
+    pub appended: u64,
+    /// fsyncs of day files: with group commit, fewer than `Sync` appends under concurrency.
+    pub fsyncs: u64,
+}
+
 /// Pending bytes beyond which a buffered append writes at once.
 const MAX_PENDING: usize = 64 * 1024;
 
@@ -144,6 +153,8 @@ struct State {
     synced: u64,
     /// A thread is fsyncing (outside the lock); others wait on `synced`.
     syncing: bool,
+    /// fsyncs of day files since open.
+    fsyncs: u64,
     last_write: Instant,
     failed: Option<String>,
     closed: bool,
@@ -234,14 +245,22 @@ impl AuditLog {
                 }
                 if let Some(h) = last {
                     last_hash = h;
+                    current = Some(Current {
+                        day: *day,
+                        name: name.clone(),
+                        file: Arc::new(files::open_append(&path)?),
+                        records,
+                        first_hash,
+                    });
+                } else {
+                    // No complete record: created just before a crash (its first lines,
+                    // the day-file anchor among them, never reached the disk). Remove it;
+                    // the next append creates it again, anchor first.
+                    std::fs::remove_file(&path)
+                        .map_err(|e| AuditError::io("remove the empty day file", &path, e))?;
+                    files::sync_dir(dir)?;
+                    closed_day = last_digest.as_ref().and_then(|d| files::day_of(&d.file));
                 }
-                current = Some(Current {
-                    day: *day,
-                    name: name.clone(),
-                    file: Arc::new(files::open_append(&path)?),
-                    records,
-                    first_hash,
-                });
             }
         }
 
@@ -258,6 +277,7 @@ impl AuditLog {
                 written: 0,
                 synced: 0,
                 syncing: false,
+                fsyncs: 0,
                 last_write: Instant::now(),
                 failed: None,
                 closed: false,
@@ -349,6 +369,15 @@ impl AuditLog {
                 Ok(())
             }
             Durability::Sync => inner.wait_synced(st, seq),
+        }
+    }
+
+    /// Counters since open, for metrics.
+    pub fn stats(&self) -> AuditStats {
+        let st = lock(&self.inner.state);
+        AuditStats {
+            appended: st.appended,
+            fsyncs: st.fsyncs,
         }
     }
 
@@ -505,6 +534,7 @@ impl Inner {
             let result = file.sync_data();
             st = lock(&self.state);
             st.syncing = false;
+            st.fsyncs += 1;
             match result {
                 Ok(()) => st.synced = st.synced.max(target),
                 Err(e) => {
@@ -525,6 +555,7 @@ impl Inner {
         if let Err(e) = c.file.sync_all() {
             return Err(st.fail(AuditError::io("fsync", path, e)));
         }
+        st.fsyncs += 1;
         st.synced = st.appended;
         self.synced.notify_all();
         let sha = match files::file_sha256(&path) {
@@ -545,7 +576,9 @@ impl Inner {
                 .to_rfc3339_opts(SecondsFormat::Secs, true),
         };
         let line = serde_json::to_vec(&entry).map_err(AuditError::Serialize)?;
-        if let Err(e) = files::append_line_synced(&self.dir.join(DIGESTS_FILE), &line) {
+        let written = files::append_line_synced(&self.dir.join(DIGESTS_FILE), &line)
+            .and_then(|()| files::sync_dir(&self.dir));
+        if let Err(e) = written {
             return Err(st.fail(e));
         }
         st.last_digest_hash = sha256(&line);
@@ -608,7 +641,8 @@ impl Inner {
             if st.closed {
                 return;
             }
-            if st.failed.is_none() && st.last_write.elapsed() >= self.options.flush_interval {
+            // Whatever is pending was appended at most one interval ago: write it.
+            if st.failed.is_none() && !st.pending.is_empty() {
                 // A failure is recorded in the state and reported by the next append.
                 let _ = st.write_pending();
             }

@@ -124,7 +124,8 @@ impl AuditRecord {
 
     /// A record of something keyroll did itself (`eventSource` `keyroll.local`, `eventType`
     /// `AwsServiceEvent`, `userIdentity.type` `AWSService`), with `details` in
-    /// `serviceEventDetails`.
+    /// `serviceEventDetails`. Put the secret a rotation step acted on in `resources`
+    /// ([`Resource::secret`]): that is where `search --secret-id` looks.
     pub fn service_event(
         event_time: DateTime<Utc>,
         event_name: impl Into<String>,
@@ -222,6 +223,45 @@ impl UserIdentity {
             access_key_id: Some(access_key_id.to_string()),
             user_name: Some(user_name.to_string()),
             session_context: None,
+            invoked_by: None,
+        }
+    }
+
+    /// A session of an assumed role (temporary credentials from `AssumeRole`):
+    /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`, principal `ROLE_ID:SESSION`, and
+    /// the role as `sessionContext.sessionIssuer`. `creation_date` is when the credentials
+    /// were issued (RFC 3339).
+    pub fn assumed_role(
+        account_id: &str,
+        role_name: &str,
+        role_id: &str,
+        session_name: &str,
+        access_key_id: &str,
+        creation_date: &str,
+        mfa_authenticated: bool,
+    ) -> UserIdentity {
+        UserIdentity {
+            identity_type: "AssumedRole".to_string(),
+            principal_id: Some(format!("{role_id}:{session_name}")),
+            arn: Some(format!(
+                "arn:aws:sts::{account_id}:assumed-role/{role_name}/{session_name}"
+            )),
+            account_id: Some(account_id.to_string()),
+            access_key_id: Some(access_key_id.to_string()),
+            user_name: None,
+            session_context: Some(SessionContext {
+                attributes: SessionAttributes {
+                    creation_date: creation_date.to_string(),
+                    mfa_authenticated: mfa_authenticated.to_string(),
+                },
+                session_issuer: Some(SessionIssuer {
+                    issuer_type: "Role".to_string(),
+                    principal_id: role_id.to_string(),
+                    arn: format!("arn:aws:iam::{account_id}:role/{role_name}"),
+                    account_id: account_id.to_string(),
+                    user_name: role_name.to_string(),
+                }),
+            }),
             invoked_by: None,
         }
     }
@@ -393,24 +433,31 @@ mod tests {
 
     #[test]
     fn session_context_shape() {
-        let id = UserIdentity {
-            identity_type: "AssumedRole".into(),
-            session_context: Some(SessionContext {
-                attributes: SessionAttributes {
-                    creation_date: "2026-12-07T03:00:00Z".into(),
-                    mfa_authenticated: "false".into(),
-                },
-                session_issuer: Some(SessionIssuer {
-                    issuer_type: "Role".into(),
-                    principal_id: "AROAEXAMPLE".into(),
-                    arn: "arn:aws:iam::111122223333:role/rotator".into(),
-                    account_id: "111122223333".into(),
-                    user_name: "rotator".into(),
-                }),
-            }),
-            ..UserIdentity::default()
-        };
+        let id = UserIdentity::assumed_role(
+            "111122223333",
+            "rotator",
+            "AROAEXAMPLE",
+            "nightly",
+            "ASIAEXAMPLE",
+            "2026-12-07T03:00:00Z",
+            false,
+        );
         let v = serde_json::to_value(&id).unwrap();
+        assert_eq!(v["type"], "AssumedRole");
+        assert_eq!(
+            v["arn"],
+            "arn:aws:sts::111122223333:assumed-role/rotator/nightly"
+        );
+        assert_eq!(v["principalId"], "AROAEXAMPLE:nightly");
+        assert!(v.get("userName").is_none());
+        assert_eq!(
+            v["sessionContext"]["attributes"]["creationDate"],
+            "2026-12-07T03:00:00Z"
+        );
+        assert_eq!(
+            v["sessionContext"]["sessionIssuer"]["arn"],
+            "arn:aws:iam::111122223333:role/rotator"
+        );
         assert_eq!(
             v["sessionContext"]["attributes"]["mfaAuthenticated"],
             "false"

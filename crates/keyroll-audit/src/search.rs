@@ -208,6 +208,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn principals_match_user_key_session_and_role() {
+        use crate::record::{SECRETS_MANAGER_SOURCE, UserIdentity};
+        let t = chrono::DateTime::from_timestamp(1_796_612_645, 0).unwrap();
+        let mut rec = AuditRecord::api_call(t, SECRETS_MANAGER_SOURCE, "GetSecretValue");
+        rec.user_identity = UserIdentity::assumed_role(
+            "111122223333",
+            "rotator",
+            "AROAEXAMPLE",
+            "nightly",
+            "ASIAEXAMPLE",
+            "2026-12-07T03:00:00Z",
+            true,
+        );
+        let q = |p: &str| Query {
+            principal: Some(p.to_string()),
+            ..Query::default()
+        };
+        assert!(q("arn:aws:sts::111122223333:assumed-role/rotator/nightly").matches(&rec));
+        assert!(q("arn:aws:iam::111122223333:role/rotator").matches(&rec));
+        assert!(q("ASIAEXAMPLE").matches(&rec));
+        assert!(q("AROAEXAMPLE:nightly").matches(&rec));
+        assert!(!q("rotator").matches(&rec));
+        assert!(!q("arn:aws:iam::111122223333:role/other").matches(&rec));
+        let window = Query {
+            since: Some(t),
+            until: Some(t + chrono::Duration::seconds(1)),
+            event: Some("GETSECRETVALUE".into()),
+            ..Query::default()
+        };
+        assert!(window.matches(&rec));
+        let after = Query {
+            since: Some(t + chrono::Duration::seconds(1)),
+            ..Query::default()
+        };
+        assert!(!after.matches(&rec));
+    }
+
+    #[test]
     fn secret_ids_match_by_name_full_and_partial_arn() {
         let full = "arn:aws:secretsmanager:us-east-1:000000000000:secret:demo/token-AbC123";
         let partial = "arn:aws:secretsmanager:us-east-1:000000000000:secret:demo/token";

@@ -118,6 +118,13 @@ fn integrity(dir: &Path) -> IntegrityError {
 }
 
 #[test]
+fn the_log_can_be_shared_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<AuditLog>();
+    send_sync::<Arc<AuditLog>>();
+}
+
+#[test]
 fn a_fresh_trail_verifies_and_links_from_zeros() {
     let trail = three_days();
     let report = verify(&trail.dir).unwrap();
@@ -365,6 +372,30 @@ fn restart_on_a_later_day_closes_the_old_file_at_the_first_append() {
 }
 
 #[test]
+fn an_empty_day_file_left_by_a_crash_gets_its_anchor() {
+    let trail = Trail::new();
+    trail.clock.set(t(6, 9, 0, 0));
+    let log = trail.open();
+    trail.add(&log, "CreateSecret", "a", "alice");
+    trail.clock.set(t(7, 9, 0, 0));
+    trail.add(&log, "GetSecretValue", "a", "bob");
+    drop(log);
+    // The crash: the 7th's file was created, its lines never written.
+    fs::write(trail.path(DAY7), b"").unwrap();
+    let log = trail.open();
+    assert!(
+        !trail.path(DAY7).exists(),
+        "the empty file is removed on open"
+    );
+    trail.add(&log, "PutSecretValue", "a", "alice");
+    drop(log);
+    let report = verify(&trail.dir).unwrap();
+    assert_eq!((report.files, report.digests, report.records), (2, 1, 3));
+    let first: AuditRecord = serde_json::from_str(&trail.lines(DAY7)[0]).unwrap();
+    assert_eq!(first.event_name, DAY_FILE_CLOSED_EVENT);
+}
+
+#[test]
 fn a_late_record_goes_into_the_current_day_file() {
     let trail = Trail::new();
     let log = trail.open();
@@ -539,6 +570,9 @@ fn eight_threads_sync_and_buffered() {
     for th in threads {
         th.join().unwrap();
     }
+    let stats = log.stats();
+    assert_eq!(stats.appended, 1600);
+    assert!(stats.fsyncs >= 1 && stats.fsyncs <= 800, "{stats:?}");
     log.close().unwrap();
     let report = verify(&trail.dir).unwrap();
     assert_eq!(report.records, 1600);

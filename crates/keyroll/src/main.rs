@@ -5,8 +5,11 @@
 //! - `rotate`: one rotation with per-step progress (`keyroll rotate`).
 //! - `input` / `output`: aws-CLI-style arguments and JSON/table output.
 //! - `serve`: the Secrets Manager-compatible server (`keyroll serve`, see `keyroll-server`).
+//! - `audit`: checking and searching the server's audit trail (`keyroll audit`, see
+//!   `keyroll-audit`).
 //! - `store`: opening the embedded store; `aws`: `--store aws` (AWS Secrets Manager).
 
+mod audit;
 mod aws;
 mod input;
 mod output;
@@ -109,6 +112,9 @@ enum Command {
     Rotate(rotate::RotateArgs),
     /// Run a Secrets Manager-compatible server that also rotates secrets on schedule.
     Serve(serve::ServeArgs),
+    /// Check (verify) and search the audit trail `keyroll serve` writes in DATA_DIR/audit.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
     /// Print what each exit code means.
     ExitCodes,
 }
@@ -232,6 +238,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cmd.run(store_ref, cli.output).await
         }
         Command::Serve(args) => serve::run(args, cli.data_dir).await,
+        Command::Audit(cmd) => cmd.run(&cli.data_dir, cli.output),
         Command::Rotate(args) => {
             let store = store::open_embedded(&cli.data_dir, &region, &cli.account_id, false)?;
             rotate::run(args, &store, &region, &cli.account_id, cli.output).await
