@@ -260,7 +260,8 @@ fn principal_applies(s: &Statement, req: &Request<'_>) -> bool {
             // account administrator must grant access"): it grants nothing by itself, except
             // to the account root. In a Deny it names everyone in the account.
             PrincipalEntry::Account(a) => {
-                **a == *account && (s.effect == Effect::Deny || req.principal_arn.ends_with(":root"))
+                **a == *account
+                    && (s.effect == Effect::Deny || req.principal_arn.ends_with(":root"))
             }
             PrincipalEntry::Arn(arn) => is_caller(arn),
             PrincipalEntry::Other { .. } => false,
