@@ -346,3 +346,36 @@ def test_every_call_is_audited_without_secrets(acl_server, secrets):
         assert sentinel not in text, sentinel
     for f in (acl_server.data_dir / "audit").iterdir():
         assert f.stat().st_mode & 0o777 == 0o600, f
+
+
+def test_audit_verify_on_the_live_trail_and_after_tampering(tmp_path):
+    from conftest import wait_for
+
+    d = tmp_path / "data"
+    s = KeyrollServer(d, "").start()
+    try:
+        c = s.client()
+        c.create_secret(Name="audited", SecretString="audited-value")
+        c.get_secret_value(SecretId="audited")
+        c.put_secret_value(SecretId="audited", SecretString="audited-value-2")
+    finally:
+        s.stop()
+    r = subprocess.run([_keyroll_bin(), "audit", "verify", "--data-dir", str(d)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "chain intact" in r.stdout
+    r = subprocess.run([_keyroll_bin(), "audit", "search", "--data-dir", str(d),
+                        "--secret-id", "audited", "--output", "json"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(l)["eventName"] for l in r.stdout.splitlines() if l.strip()]
+    assert events == ["CreateSecret", "GetSecretValue", "PutSecretValue"], events
+    # Change one byte of the second record: verify names it.
+    f = sorted((d / "audit").glob("keyroll-audit-*.jsonl"))[0]
+    lines = f.read_text().splitlines(keepends=True)
+    lines[1] = lines[1].replace('"eventName":"', '"eventName":"X', 1)
+    f.write_text("".join(lines))
+    r = subprocess.run([_keyroll_bin(), "audit", "verify", "--data-dir", str(d)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert f.name in (r.stdout + r.stderr)

@@ -27,8 +27,6 @@ use crate::identity::{Principal, PrincipalKind};
 pub struct AuditConfig {
     /// Write the trail (default true). Turning it off is logged at start as a warning.
     pub enabled: bool,
-    /// Where the trail lives (default `DATA_DIR/audit`).
-    pub dir: Option<std::path::PathBuf>,
     /// `buffered` (default) or `sync`: whether read records are on disk before the response.
     pub read_durability: ReadDurability,
     /// How long a buffered record may wait before it is written (default 1000 ms).
@@ -46,7 +44,6 @@ impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             enabled: true,
-            dir: None,
             read_durability: ReadDurability::Buffered,
             flush_interval_ms: 1000,
         }

@@ -48,8 +48,9 @@ pub enum LaunchError {
     #[error("notifications: {0} (fix the [notify] section or the KEYROLL_NOTIFY_* variables)")]
     Notify(#[from] keyroll_notify::NotifyConfigError),
     #[error(
-        "cannot open the audit trail in {dir}: {source} (fix the directory, point [audit] dir \
-         elsewhere, or — not recommended — set [audit] enabled = false)"
+        "cannot open the audit trail in {dir}: {source} (fix the directory's ownership or \
+         permissions, stop the other keyroll serve using this data directory, or — not \
+         recommended — set [audit] enabled = false)"
     )]
     Audit {
         dir: PathBuf,
@@ -151,7 +152,7 @@ fn ensure_dir(dir: &Path) -> Result<(), LaunchError> {
     Ok(())
 }
 
-/// Opens the audit trail `[audit]` asks for (`DATA_DIR/audit` by default).
+/// Opens the audit trail in `DATA_DIR/audit` (where `keyroll audit verify|search` look).
 fn open_audit(
     config: &Config,
     data_dir: &Path,
@@ -164,11 +165,7 @@ fn open_audit(
         );
         return Ok(None);
     }
-    let dir = config
-        .audit
-        .dir
-        .clone()
-        .unwrap_or_else(|| data_dir.join("audit"));
+    let dir = data_dir.join("audit");
     let options = keyroll_audit::AuditOptions {
         clock: Arc::new(AuditClock(clock)),
         flush_interval: std::time::Duration::from_millis(config.audit.flush_interval_ms.max(1)),
