@@ -224,6 +224,53 @@ impl Audit {
         self.append(r, Durability::Sync);
     }
 
+    /// Records a rotation starting (`RotationStarted`) as the server runs it.
+    pub fn rotation_started(
+        &self,
+        now: Timestamp,
+        region: &str,
+        arn: &str,
+        version_id: &str,
+        resumed: bool,
+        function: &str,
+    ) {
+        self.service_event(
+            now,
+            "RotationStarted",
+            region,
+            Some(arn),
+            serde_json::json!({
+                "versionId": version_id,
+                "resumed": resumed,
+                "rotationFunction": function,
+            }),
+        );
+    }
+
+    /// Records one rotation step the server ran (`RotationStep`): which, how long, and the
+    /// error class and message (built by keyroll, never holding a value) when it failed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rotation_step(
+        &self,
+        now: Timestamp,
+        region: &str,
+        arn: &str,
+        step: &str,
+        elapsed: std::time::Duration,
+        error: Option<(&str, String)>,
+    ) {
+        let mut details = serde_json::json!({
+            "step": step,
+            "elapsedMs": elapsed.as_millis() as u64,
+            "outcome": if error.is_some() { "failed" } else { "succeeded" },
+        });
+        if let Some((class, message)) = error {
+            details["errorClass"] = Value::String(class.to_string());
+            details["errorMessage"] = Value::String(message);
+        }
+        self.service_event(now, "RotationStep", region, Some(arn), details);
+    }
+
     fn append(&self, r: AuditRecord, durability: Durability) {
         let result = match durability {
             // An fsync must not stall an async worker that serves other requests.

@@ -42,40 +42,6 @@ pub fn request_params(body: &[u8]) -> RequestParams {
     }
 }
 
-/// `secretsmanager:OP`.
-pub fn action_name(op: Operation) -> &'static str {
-    macro_rules! actions {
-        ($($op:ident),* $(,)?) => {
-            match op { $(Operation::$op => concat!("secretsmanager:", stringify!($op))),* }
-        };
-    }
-    actions!(
-        CreateSecret,
-        GetSecretValue,
-        BatchGetSecretValue,
-        PutSecretValue,
-        UpdateSecret,
-        UpdateSecretVersionStage,
-        DescribeSecret,
-        ListSecrets,
-        ListSecretVersionIds,
-        DeleteSecret,
-        RestoreSecret,
-        TagResource,
-        UntagResource,
-        RotateSecret,
-        CancelRotateSecret,
-        GetRandomPassword,
-        PutResourcePolicy,
-        GetResourcePolicy,
-        DeleteResourcePolicy,
-        ValidateResourcePolicy,
-        ReplicateSecretToRegions,
-        RemoveRegionsFromReplication,
-        StopReplicationToReplica,
-    )
-}
-
 /// Operations authorized on `*` rather than on a secret (AWS's reference lists no resource
 /// type for them).
 pub fn on_all_resources(op: Operation) -> bool {

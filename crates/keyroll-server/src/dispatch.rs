@@ -37,6 +37,11 @@ macro_rules! operations {
                 match self { $(Operation::$op => stringify!($op)),* }
             }
 
+            /// The IAM action: `secretsmanager:OP`.
+            pub fn action(self) -> &'static str {
+                match self { $(Operation::$op => concat!("secretsmanager:", stringify!($op))),* }
+            }
+
             /// From the `X-Amz-Target` header (`secretsmanager.GetSecretValue`).
             pub fn from_target(target: &str) -> Option<Operation> {
                 let op = target.strip_prefix("secretsmanager.")?;
@@ -203,7 +208,7 @@ pub fn authorize<R: Regions>(
     region: &str,
     who: &Asker<'_>,
 ) -> (Authorized, Result<(), ApiError>) {
-    let action = authz::action_name(op);
+    let action = op.action();
     let id_key = if op == Operation::CreateSecret {
         None
     } else {
