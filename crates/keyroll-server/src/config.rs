@@ -57,6 +57,7 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// One `[[access_keys]]` entry: the IAM user `arn:aws:iam::ACCOUNT:user/NAME`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
@@ -64,8 +65,62 @@ pub struct KeyConfig {
     pub secret_access_key: SecretString,
     #[serde(default)]
     pub session_token: Option<SecretString>,
+    /// The IAM user name (required, unique): `arn:aws:iam::ACCOUNT:user/NAME`.
     #[serde(default)]
     pub name: Option<String>,
+    /// An IAM identity policy: inline JSON, or `file://PATH` (relative to the configuration
+    /// file's directory).
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Principal tags, for `aws:PrincipalTag/KEY` and `${aws:PrincipalTag/KEY}`.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Full access (still subject to explicit denies in resource policies, as in AWS).
+    #[serde(default)]
+    pub admin: bool,
+    /// Base32 TOTP seed of the user's virtual MFA device (`arn:aws:iam::ACCOUNT:mfa/NAME`),
+    /// for `GetSessionToken` / `AssumeRole` with `SerialNumber` and `TokenCode`.
+    #[serde(default)]
+    pub mfa_totp_secret: Option<SecretString>,
+}
+
+/// One `[[roles]]` entry: a role that `sts:AssumeRole` can reach
+/// (`arn:aws:iam::ACCOUNT:role/NAME`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    pub name: String,
+    /// The role's identity policy: inline JSON or `file://PATH`.
+    pub policy: String,
+    /// Who may assume it: user names, user ARNs, or the account (`ACCOUNT` / its root ARN).
+    pub trusted: Vec<String>,
+    /// `AssumeRole` needs `SerialNumber` + `TokenCode` (or a caller session with MFA).
+    #[serde(default)]
+    pub require_mfa: bool,
+    /// Longest session (`DurationSeconds` is capped to it). Default 3600.
+    #[serde(default = "default_max_session_secs")]
+    pub max_session_secs: u64,
+    /// Session tags `AssumeRole` must carry, e.g. `["Justification"]`.
+    #[serde(default)]
+    pub required_session_tags: Vec<String>,
+    /// Send a `BreakGlassAssumed` notification at each assumption.
+    #[serde(default)]
+    pub notify: bool,
+    /// Role tags (principal tags of its sessions, below session tags).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// IAM user and role names: 1–64 of `[A-Za-z0-9+=,.@_-]`.
+pub fn valid_iam_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
+fn default_max_session_secs() -> u64 {
+    3600
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,6 +184,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub shutdown_grace_secs: u64,
     pub access_keys: Vec<KeyConfig>,
+    /// `[[roles]]`: roles for `sts:AssumeRole` (break-glass, scoped access).
+    pub roles: Vec<RoleConfig>,
     pub scheduler: SchedulerConfig,
     pub functions: BTreeMap<String, FunctionConfig>,
     pub targets: TargetsConfig,
@@ -183,6 +240,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             shutdown_grace_secs: 30,
             access_keys: Vec::new(),
+            roles: Vec::new(),
             scheduler: SchedulerConfig::default(),
             functions: BTreeMap::new(),
             targets: TargetsConfig::default(),
@@ -249,15 +307,95 @@ impl Config {
                 )));
             }
         }
+        let mut names = std::collections::HashSet::new();
+        let mut ids = std::collections::HashSet::new();
         for k in &self.access_keys {
-            if k.access_key_id.len() < 16 || k.access_key_id.contains('/') {
+            if k.access_key_id.is_empty()
+                || k.access_key_id.len() > 128
+                || !k.access_key_id.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
+            {
                 return Err(ConfigError::Invalid(format!(
-                    "access key id {:?} must be at least 16 characters without '/'",
+                    "access key id {:?} must be 1 to 128 printable characters without '/'",
                     k.access_key_id
+                )));
+            }
+            if !ids.insert(k.access_key_id.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "access key id {:?} is configured twice",
+                    k.access_key_id
+                )));
+            }
+            let Some(name) = k.name.as_deref() else {
+                return Err(ConfigError::Invalid(format!(
+                    "access key {:?} needs a name: add name = \"USER\" (it becomes the IAM user \
+                     arn:aws:iam::{}:user/USER that policies and the audit trail name)",
+                    k.access_key_id, self.account
+                )));
+            };
+            if !valid_iam_name(name) {
+                return Err(ConfigError::Invalid(format!(
+                    "access key name {name:?} is not an IAM user name: 1 to 64 letters, digits \
+                     and +=,.@_-"
+                )));
+            }
+            if !names.insert(name) {
+                return Err(ConfigError::Invalid(format!(
+                    "the access key name {name:?} is used twice; names must be unique"
+                )));
+            }
+            if k.policy.is_none() && !k.admin {
+                return Err(ConfigError::Invalid(format!(
+                    "access key {name:?} has neither a policy nor admin = true. Give it \
+                     policy = '{{\"Version\":\"2012-10-17\",\"Statement\":[...]}}' (or \
+                     policy = \"file://PATH\") to say what it may do, or admin = true for full \
+                     access; keyroll never grants full access silently"
+                )));
+            }
+        }
+        let mut roles = std::collections::HashSet::new();
+        for r in &self.roles {
+            if !valid_iam_name(&r.name) {
+                return Err(ConfigError::Invalid(format!(
+                    "role name {:?} is not an IAM role name: 1 to 64 letters, digits and +=,.@_-",
+                    r.name
+                )));
+            }
+            if !roles.insert(r.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "the role name {:?} is used twice; names must be unique",
+                    r.name
+                )));
+            }
+            if r.trusted.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "role {:?} trusts nobody: add trusted = [\"USER\", ...] (user names, user \
+                     ARNs, or the account id)",
+                    r.name
+                )));
+            }
+            if !(900..=43_200).contains(&r.max_session_secs) {
+                return Err(ConfigError::Invalid(format!(
+                    "role {:?}: max_session_secs must be between 900 and 43200 (as in IAM)",
+                    r.name
                 )));
             }
         }
         Ok(())
+    }
+
+    /// Reads a policy setting: inline JSON, or `file://PATH` relative to `base`.
+    pub fn policy_text(value: &str, base: Option<&Path>) -> Result<String, ConfigError> {
+        match value.strip_prefix("file://") {
+            Some(path) => {
+                let p = Path::new(path);
+                let p = match base {
+                    Some(b) if p.is_relative() => b.join(p),
+                    _ => p.to_path_buf(),
+                };
+                std::fs::read_to_string(&p).map_err(|source| ConfigError::Read { path: p, source })
+            }
+            None => Ok(value.to_string()),
+        }
     }
 
     pub fn keys(&self) -> Vec<AccessKey> {
@@ -289,6 +427,8 @@ mod tests {
             access_key_id = "AKIAEXAMPLE0000001"
             secret_access_key = "s3cr3t"
             session_token = "tok"
+            name = "ci"
+            admin = true
             [scheduler]
             tick_secs = 5
             [functions.my-rotator]
@@ -314,6 +454,11 @@ mod tests {
             "[functions.f]\ncommand = [\"x\"]\nbuiltin = true",
             "unknown = 1",
             "[scheduler]\njitter = 2.0",
+            // no name; no policy and not admin; a duplicate name
+            "[[access_keys]]\naccess_key_id = \"AKIAEXAMPLE0000001\"\nsecret_access_key = \"s\"\nadmin = true",
+            "[[access_keys]]\naccess_key_id = \"AKIAEXAMPLE0000001\"\nsecret_access_key = \"s\"\nname = \"a\"",
+            "[[access_keys]]\naccess_key_id = \"A1\"\nsecret_access_key = \"s\"\nname = \"a\"\nadmin = true\n[[access_keys]]\naccess_key_id = \"A2\"\nsecret_access_key = \"s\"\nname = \"a\"\nadmin = true",
+            "[[roles]]\nname = \"r\"\npolicy = \"{}\"\ntrusted = []",
         ] {
             assert!(
                 Config::from_toml(bad, Path::new("k.toml")).is_err(),

@@ -5,6 +5,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use crate::identity::Principal;
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -35,35 +38,120 @@ impl fmt::Debug for AccessKey {
 
 static STORE_IDS: AtomicU64 = AtomicU64::new(1);
 
-/// The keys a server accepts, by access key id.
+/// A key and the principal it signs for.
+#[derive(Debug)]
+pub struct Credential {
+    pub key: AccessKey,
+    pub principal: Arc<Principal>,
+}
+
+impl Credential {
+    /// Whether temporary credentials have expired at `now` (epoch seconds).
+    pub fn expired(&self, now: i64) -> bool {
+        self.principal.expires_at.is_some_and(|t| now >= t)
+    }
+}
+
+/// The keys a server accepts, by access key id: the configured ones (fixed at start) and the
+/// temporary ones STS issues (added and expired at run time).
 #[derive(Debug)]
 pub struct KeyStore {
     /// Distinguishes stores in the per-thread signing-key cache.
     pub(crate) id: u64,
-    keys: HashMap<String, AccessKey>,
+    keys: HashMap<String, Arc<Credential>>,
     order: Vec<String>,
+    temporary: RwLock<HashMap<String, Arc<Credential>>>,
 }
 
 impl KeyStore {
+    /// Keys without configured principals: each is an admin user named after the key's name
+    /// (the generated first-start key, and tests).
     pub fn new(keys: Vec<AccessKey>) -> Self {
-        let order = keys.iter().map(|k| k.access_key_id.clone()).collect();
+        Self::admins("000000000000", keys)
+    }
+
+    /// Keys that are each an admin user of `account`, named after the key's name.
+    pub fn admins(account: &str, keys: Vec<AccessKey>) -> Self {
+        Self::with_principals(
+            keys.into_iter()
+                .map(|k| {
+                    let p = Arc::new(Principal::admin(account, &k.name));
+                    (k, p)
+                })
+                .collect(),
+        )
+    }
+
+    /// Keys with their principals.
+    pub fn with_principals(keys: Vec<(AccessKey, Arc<Principal>)>) -> Self {
+        let order = keys.iter().map(|(k, _)| k.access_key_id.clone()).collect();
         KeyStore {
             id: STORE_IDS.fetch_add(1, Ordering::Relaxed),
             keys: keys
                 .into_iter()
-                .map(|k| (k.access_key_id.clone(), k))
+                .map(|(key, principal)| {
+                    (
+                        key.access_key_id.clone(),
+                        Arc::new(Credential { key, principal }),
+                    )
+                })
                 .collect(),
             order,
+            temporary: RwLock::new(HashMap::new()),
         }
     }
 
-    pub fn get(&self, access_key_id: &str) -> Option<&AccessKey> {
-        self.keys.get(access_key_id)
+    pub fn get(&self, access_key_id: &str) -> Option<Arc<Credential>> {
+        if let Some(c) = self.keys.get(access_key_id) {
+            return Some(c.clone());
+        }
+        self.temporary
+            .read()
+            .ok()
+            .and_then(|t| t.get(access_key_id).cloned())
+    }
+
+    /// Adds temporary credentials (an STS session).
+    pub fn insert_temporary(&self, key: AccessKey, principal: Arc<Principal>) {
+        if let Ok(mut t) = self.temporary.write() {
+            t.insert(
+                key.access_key_id.clone(),
+                Arc::new(Credential { key, principal }),
+            );
+        }
+    }
+
+    /// Forgets temporary credentials expired at `now` (epoch seconds); returns how many.
+    pub fn purge_expired(&self, now: i64) -> usize {
+        match self.temporary.write() {
+            Ok(mut t) => {
+                let before = t.len();
+                t.retain(|_, c| !c.expired(now));
+                before - t.len()
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// The number of temporary credentials held.
+    pub fn temporary_count(&self) -> usize {
+        self.temporary.read().map(|t| t.len()).unwrap_or(0)
     }
 
     /// The first key (the admin key when generated): what external rotation functions get.
     pub fn primary(&self) -> Option<&AccessKey> {
-        self.order.first().and_then(|id| self.keys.get(id))
+        self.order
+            .first()
+            .and_then(|id| self.keys.get(id))
+            .map(|c| &c.key)
+    }
+
+    /// The principal of the first configured admin key, if any.
+    pub fn primary_principal(&self) -> Option<Arc<Principal>> {
+        self.order
+            .first()
+            .and_then(|id| self.keys.get(id))
+            .map(|c| c.principal.clone())
     }
 
     pub fn is_empty(&self) -> bool {

@@ -18,6 +18,8 @@ use keyroll_core::operations::{
 use keyroll_core::ports::SecretsApi;
 use keyroll_core::{AWSCURRENT, SmError};
 
+use crate::authz::{self, RequestMeta, RequestParams};
+use crate::identity::Principal;
 use crate::regions::{Regions, Service};
 use crate::server::App;
 use crate::wire::ApiError;
@@ -176,14 +178,168 @@ fn valid_region_name(r: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// Handles one API call in `region`.
+/// Who is asking, and how: checked before any operation runs.
+pub struct Asker<'a> {
+    pub principal: &'a Principal,
+    pub params: &'a RequestParams,
+    pub meta: &'a RequestMeta,
+}
+
+/// What authorization decided about a call: the resource it was checked on (for the audit
+/// trail's `resources`).
+#[derive(Debug, Clone, Default)]
+pub struct Authorized {
+    /// The secret's ARN, when the call named one.
+    pub resource_arn: Option<String>,
+}
+
+/// Authorizes `op` for `who` in `region` (IAM's evaluation over the principal's identity
+/// policies and the secret's resource policy); `Err` is `AccessDeniedException`.
+pub fn authorize<R: Regions>(
+    app: &Arc<App<R>>,
+    svc: &Service<R>,
+    op: Operation,
+    region: &str,
+    who: &Asker<'_>,
+) -> Result<Authorized, ApiError> {
+    let action = authz::action_name(op);
+    let id_key = if op == Operation::CreateSecret {
+        None
+    } else {
+        who.params.get("SecretId").and_then(|v| v.as_str())
+    };
+    let secret = match id_key {
+        Some(id) if !authz::on_all_resources(op) => svc.find(id).ok(),
+        _ => None,
+    };
+    let nominal;
+    let resource = if authz::on_all_resources(op)
+        || (op == Operation::ValidateResourcePolicy && id_key.is_none())
+    {
+        "*"
+    } else if let Some(s) = &secret {
+        s.arn.as_str()
+    } else {
+        nominal = authz::nominal_arn(op, who.params, region, &app.config.account);
+        nominal.as_str()
+    };
+    authz::check(
+        &authz::Question {
+            op,
+            action,
+            region,
+            principal: who.principal,
+            params: who.params,
+            meta: who.meta,
+            secret: secret.as_ref(),
+            resource,
+        },
+        &app.policies,
+    )?;
+    Ok(Authorized {
+        resource_arn: (resource != "*").then(|| resource.to_string()),
+    })
+}
+
+/// `BatchGetSecretValue` returns only the secrets the caller may read with
+/// `secretsmanager:GetSecretValue`; the others are reported in `Errors`, as AWS does.
+fn filter_batch<R: Regions>(
+    app: &Arc<App<R>>,
+    svc: &Service<R>,
+    region: &str,
+    who: &Asker<'_>,
+    requested: Option<&[String]>,
+    mut resp: BatchGetSecretValueResponse,
+) -> BatchGetSecretValueResponse {
+    let mut kept = Vec::with_capacity(resp.secret_values.len());
+    for v in std::mem::take(&mut resp.secret_values) {
+        let secret = svc.find(&v.arn).ok();
+        let params = {
+            let mut m = RequestParams::new();
+            m.insert("SecretId".into(), serde_json::Value::String(v.arn.clone()));
+            if !v.version_id.is_empty() {
+                m.insert(
+                    "VersionId".into(),
+                    serde_json::Value::String(v.version_id.clone()),
+                );
+            }
+            m
+        };
+        let allowed = authz::check(
+            &authz::Question {
+                op: Operation::GetSecretValue,
+                action: "secretsmanager:GetSecretValue",
+                region,
+                principal: who.principal,
+                params: &params,
+                meta: who.meta,
+                secret: secret.as_ref(),
+                resource: &v.arn,
+            },
+            &app.policies,
+        );
+        match allowed {
+            Ok(()) => kept.push(v),
+            Err(e) => {
+                // Name the secret as the caller did.
+                let asked = requested
+                    .and_then(|ids| {
+                        ids.iter().find(|id| {
+                            id.as_str() == v.arn
+                                || id.as_str() == v.name
+                                || svc.find(id).is_ok_and(|r| r.arn == v.arn)
+                        })
+                    })
+                    .cloned()
+                    .unwrap_or_else(|| v.arn.clone());
+                resp.errors.push(ApiErrorEntry {
+                    secret_id: asked,
+                    error_code: e.kind.to_string(),
+                    message: e.message,
+                });
+            }
+        }
+    }
+    resp.secret_values = kept;
+    resp
+}
+
+/// Handles one API call in `region`, after authorizing it.
 pub async fn handle<R: Regions>(
     app: &Arc<App<R>>,
     op: Operation,
     region: &str,
     body: &[u8],
-) -> Result<Bytes, ApiError> {
+    who: &Asker<'_>,
+) -> Result<(Bytes, Authorized), ApiError> {
     let svc = app.store.region(region)?;
+    let authorized = authorize(app, &svc, op, region, who)?;
+    let out = match op {
+        Operation::BatchGetSecretValue => {
+            let req: BatchGetSecretValueRequest = parse(body)?;
+            let requested = req.secret_id_list.clone();
+            let resp = svc.batch_get_secret_value(req).await?;
+            json(&filter_batch(
+                app,
+                &svc,
+                region,
+                who,
+                requested.as_deref(),
+                resp,
+            ))
+        }
+        _ => run(app, &svc, op, region, body).await,
+    }?;
+    Ok((out, authorized))
+}
+
+async fn run<R: Regions>(
+    app: &Arc<App<R>>,
+    svc: &Service<R>,
+    op: Operation,
+    region: &str,
+    body: &[u8],
+) -> Result<Bytes, ApiError> {
     match op {
         Operation::GetSecretValue => {
             let req: GetSecretValueRequest = parse(body)?;
@@ -201,10 +357,6 @@ pub async fn handle<R: Regions>(
             let req: ListSecretVersionIdsRequest = parse(body)?;
             json(&svc.list_secret_version_ids(req).await?)
         }
-        Operation::BatchGetSecretValue => {
-            let req: BatchGetSecretValueRequest = parse(body)?;
-            json(&svc.batch_get_secret_value(req).await?)
-        }
         Operation::GetRandomPassword => {
             let req: GetRandomPasswordRequest = parse(body)?;
             json(&svc.get_random_password(req).await?)
@@ -220,7 +372,7 @@ pub async fn handle<R: Regions>(
             }
             json(&validate_resource_policy(&req.resource_policy)?)
         }
-        _ => off_worker(write(app, &svc, op, region, body)).await,
+        _ => off_worker(write(app, svc, op, region, body)).await,
     }
 }
 

@@ -8,7 +8,8 @@ use keyroll_core::time::{Clock, SystemClock};
 use keyroll_store::embedded::{EmbeddedStore, OpenOptions, StoreError};
 
 use crate::config::{Config, ConfigError};
-use crate::credentials::{CredentialsError, admin_key, credentials_path};
+use crate::credentials::{CredentialsError, KeyStore, admin_key, credentials_path};
+use crate::identity::{Principal, aws_shaped_key_id, configured_principals};
 use crate::regions::MemoryRegions;
 use crate::server::{App, RunningServer, ServerError, bind, start};
 
@@ -153,20 +154,36 @@ pub async fn launch_with_clock(
 ) -> Result<Started, LaunchError> {
     let (config, config_file) = load_config(&opts)?;
     ensure_dir(&opts.data_dir)?;
-    let mut keys = config.keys();
+    let base = config_file
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf);
+    let mut keys = configured_principals(&config, base.as_deref())?;
+    for (k, _) in &keys {
+        if !aws_shaped_key_id(&k.access_key_id) {
+            tracing::warn!(
+                access_key = %k.access_key_id,
+                user = %k.name,
+                "this access key id does not look like an AWS one (16+ upper-case letters and \
+                 digits); it works, but AWS tools may refuse it elsewhere"
+            );
+        }
+    }
     let (mut credentials_file, mut generated) = (None, false);
     if keys.is_empty() {
         let (k, fresh) = admin_key(&opts.data_dir)?;
-        keys.push(k);
+        let principal = Arc::new(Principal::admin(&config.account, &k.name));
+        keys.push((k, principal));
         credentials_file = Some(credentials_path(&opts.data_dir));
         generated = fresh;
     }
+    let keys = KeyStore::with_principals(keys);
     let notifier = keyroll_notify::Notifier::from_config(&config.notify.clone().with_env()?)?;
     let listen = opts.listen.clone().or_else(|| config.listen.clone());
     let listener = bind(listen.as_deref().unwrap_or(DEFAULT_LISTEN)).await?;
     let server = if opts.in_memory {
         let regions = MemoryRegions::new(config.account.clone(), clock.clone());
-        let app = Arc::new(App::new(regions, config, keys, clock).with_notifier(notifier));
+        let app = Arc::new(App::with_keys(regions, config, keys, clock).with_notifier(notifier));
         Launched::Memory(start(app, listener, true)?)
     } else {
         let store = EmbeddedStore::open(
@@ -178,7 +195,7 @@ pub async fn launch_with_clock(
             dir: opts.data_dir.clone(),
             source,
         })?;
-        let app = Arc::new(App::new(store, config, keys, clock).with_notifier(notifier));
+        let app = Arc::new(App::with_keys(store, config, keys, clock).with_notifier(notifier));
         Launched::Embedded(start(app, listener, true)?)
     };
     Ok(Started {

@@ -9,6 +9,9 @@
 //! - [`server`]: the [`server::App`] (store, keys, config, metrics, rotations), the bounded
 //!   HTTP/1.1 accept loop, `/health`, `/metrics`, graceful shutdown.
 //! - [`sigv4`]: Signature Version 4 verification (and a signer for tools and tests).
+//! - [`authz`]: IAM-style authorization of every call (actions, resources, condition keys,
+//!   AWS's denial messages) over [`keyroll_policy`].
+//! - [`identity`]: principals (IAM users, role sessions) and their policies.
 //! - [`dispatch`]: the 23 operations of AWS JSON 1.1 onto a region's `SecretsService`,
 //!   replication, the replica guard.
 //! - [`rotation`]: `RotateSecret`, built-in and external rotation functions, running rotations.
@@ -20,9 +23,11 @@
 //! - [`metrics`]: Prometheus counters and gauges.
 //! - [`wire`]: error bodies and request ids.
 
+pub mod authz;
 pub mod config;
 pub mod credentials;
 pub mod dispatch;
+pub mod identity;
 pub mod launch;
 pub mod metrics;
 pub mod regions;

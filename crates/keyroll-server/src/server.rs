@@ -41,21 +41,30 @@ pub struct App<R: Regions> {
     pub auth_clock: Arc<dyn Clock>,
     /// RotationSucceeded / RotationFailed after each rotation; never fails one.
     pub notifier: keyroll_notify::Notifier,
+    /// Parsed resource policies, by text.
+    pub policies: crate::authz::PolicyCache,
     endpoint: OnceLock<String>,
 }
 
 impl<R: Regions> App<R> {
     pub fn new(regions: R, config: Config, keys: Vec<AccessKey>, clock: Arc<dyn Clock>) -> Self {
+        let keys = KeyStore::admins(&config.account, keys);
+        Self::with_keys(regions, config, keys, clock)
+    }
+
+    /// An app whose keys carry their principals (configured users with policies).
+    pub fn with_keys(regions: R, config: Config, keys: KeyStore, clock: Arc<dyn Clock>) -> Self {
         let max = config.scheduler.max_concurrent;
         App {
             store: Store::new(regions),
-            keys: KeyStore::new(keys),
+            keys,
             config,
             metrics: Metrics::default(),
             rotations: Rotations::new(max),
             clock,
             auth_clock: Arc::new(SystemClock),
             notifier: keyroll_notify::Notifier::disabled(),
+            policies: Default::default(),
             endpoint: OnceLock::new(),
         }
     }
@@ -214,7 +223,7 @@ async fn serve<R: Regions>(
             a = listener.accept() => a,
             _ = stop.changed() => break,
         };
-        let (stream, _peer) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -231,7 +240,7 @@ async fn serve<R: Regions>(
             .connections_total
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let a = app.clone();
-        let svc = service_fn(move |req| handle(a.clone(), req));
+        let svc = service_fn(move |req| handle(a.clone(), peer, req));
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(30))
@@ -267,7 +276,11 @@ async fn serve<R: Regions>(
 
 type Resp = Response<Full<Bytes>>;
 
-async fn handle<R: Regions>(app: Arc<App<R>>, req: Request<Incoming>) -> Result<Resp, Infallible> {
+async fn handle<R: Regions>(
+    app: Arc<App<R>>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Resp, Infallible> {
     let rid = request_id();
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/health") => {
@@ -341,10 +354,26 @@ async fn handle<R: Regions>(app: Arc<App<R>>, req: Request<Incoming>) -> Result<
     let Some(op) = Operation::from_target(target) else {
         return Ok(error_response(&ApiError::unknown_operation(target), &rid));
     };
-    let result = dispatch::handle(&app, op, &caller.region, &body).await;
+    let params = crate::authz::request_params(&body);
+    let meta = crate::authz::RequestMeta {
+        source_ip: peer.ip(),
+        secure_transport: false,
+        user_agent: parts
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        now: app.auth_clock.now(),
+    };
+    let who = dispatch::Asker {
+        principal: &caller.principal,
+        params: &params,
+        meta: &meta,
+    };
+    let result = dispatch::handle(&app, op, &caller.region, &body, &who).await;
     let elapsed = t0.elapsed();
     let resp = match result {
-        Ok(b) => {
+        Ok((b, _authorized)) => {
             tracing::debug!(request_id = %rid, operation = op.name(), region = %caller.region, access_key = %caller.access_key_id, latency_us = elapsed.as_micros() as u64, "ok");
             json_response(StatusCode::OK, b, &rid)
         }

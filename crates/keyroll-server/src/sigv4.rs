@@ -39,6 +39,9 @@ pub enum AuthError {
     Invalid(String),
     #[error("UnrecognizedClientException: {0}")]
     Unrecognized(String),
+    /// Temporary credentials past their expiry.
+    #[error("ExpiredTokenException: {0}")]
+    Expired(String),
 }
 
 impl AuthError {
@@ -48,6 +51,7 @@ impl AuthError {
             AuthError::Incomplete(_) => "IncompleteSignatureException",
             AuthError::Invalid(_) => "InvalidSignatureException",
             AuthError::Unrecognized(_) => "UnrecognizedClientException",
+            AuthError::Expired(_) => "ExpiredTokenException",
         }
     }
 
@@ -56,7 +60,8 @@ impl AuthError {
             AuthError::Missing(m)
             | AuthError::Incomplete(m)
             | AuthError::Invalid(m)
-            | AuthError::Unrecognized(m) => m,
+            | AuthError::Unrecognized(m)
+            | AuthError::Expired(m) => m,
         }
     }
 }
@@ -72,6 +77,8 @@ impl From<AuthError> for ApiError {
 pub struct Caller {
     pub access_key_id: String,
     pub region: String,
+    /// The principal the key signs for.
+    pub principal: std::sync::Arc<crate::identity::Principal>,
 }
 
 struct Authorization<'a> {
@@ -401,7 +408,8 @@ pub fn verify(
     verify_for(SERVICE, method, uri, headers, body, keys, now)
 }
 
-fn verify_for(
+/// Verifies a request's SigV4 signature scoped to `service` (`secretsmanager` or `sts`).
+pub fn verify_for(
     service: &str,
     method: &http::Method,
     uri: &http::Uri,
@@ -445,9 +453,10 @@ fn verify_for(
             amz_date.get(..8).unwrap_or("")
         )));
     }
-    let key = keys.get(a.access_key_id).ok_or_else(|| {
+    let credential = keys.get(a.access_key_id).ok_or_else(|| {
         AuthError::Unrecognized("The security token included in the request is invalid.".into())
     })?;
+    let key = &credential.key;
     // Temporary keys require their session token; permanent keys must not carry one.
     let token = header_str(headers, "x-amz-security-token");
     let token_ok = match (&key.session_token, token) {
@@ -558,9 +567,15 @@ fn verify_for(
                 .into(),
         ));
     }
+    if credential.expired(now.millis().div_euclid(1000)) {
+        return Err(AuthError::Expired(
+            "The security token included in the request is expired".into(),
+        ));
+    }
     Ok(Caller {
         access_key_id: key.access_key_id.clone(),
         region: a.region.to_string(),
+        principal: credential.principal.clone(),
     })
 }
 

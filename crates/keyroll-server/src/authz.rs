@@ -1,0 +1,526 @@
+//! Authorization of every API call, as AWS IAM does it for Secrets Manager: which action and
+//! resource each operation is checked against, which condition keys it supplies (AWS's service
+//! authorization reference), the principal's identity policies and the secret's resource
+//! policy combined by [`keyroll_policy::evaluate`], and AWS's `AccessDeniedException` wording.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+
+use keyroll_core::model::SecretRecord;
+use keyroll_core::time::Timestamp;
+use keyroll_policy::{Context, CtxValue, Decision, Policy, PolicyType, Request};
+use serde_json::{Map, Value};
+
+use crate::dispatch::Operation;
+use crate::identity::{Principal, PrincipalKind};
+use crate::wire::ApiError;
+
+/// What the transport knows about a request (for `aws:SourceIp`, `aws:SecureTransport`, …
+/// and the audit trail).
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub source_ip: IpAddr,
+    pub secure_transport: bool,
+    pub user_agent: Option<String>,
+    pub now: Timestamp,
+}
+
+/// The request body as JSON, parsed once for the condition keys and the audit trail.
+pub type RequestParams = Map<String, Value>;
+
+/// Parses a JSON 1.1 body into its top-level object (empty for an empty or non-object body:
+/// the operation's own parser reports malformed requests).
+pub fn request_params(body: &[u8]) -> RequestParams {
+    if body.is_empty() {
+        return Map::new();
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+/// `secretsmanager:OP`.
+pub fn action_name(op: Operation) -> &'static str {
+    macro_rules! actions {
+        ($($op:ident),* $(,)?) => {
+            match op { $(Operation::$op => concat!("secretsmanager:", stringify!($op))),* }
+        };
+    }
+    actions!(
+        CreateSecret,
+        GetSecretValue,
+        BatchGetSecretValue,
+        PutSecretValue,
+        UpdateSecret,
+        UpdateSecretVersionStage,
+        DescribeSecret,
+        ListSecrets,
+        ListSecretVersionIds,
+        DeleteSecret,
+        RestoreSecret,
+        TagResource,
+        UntagResource,
+        RotateSecret,
+        CancelRotateSecret,
+        GetRandomPassword,
+        PutResourcePolicy,
+        GetResourcePolicy,
+        DeleteResourcePolicy,
+        ValidateResourcePolicy,
+        ReplicateSecretToRegions,
+        RemoveRegionsFromReplication,
+        StopReplicationToReplica,
+    )
+}
+
+/// Operations authorized on `*` rather than on a secret (AWS's reference lists no resource
+/// type for them).
+pub fn on_all_resources(op: Operation) -> bool {
+    matches!(
+        op,
+        Operation::ListSecrets | Operation::GetRandomPassword | Operation::BatchGetSecretValue
+    )
+}
+
+/// The secret ARN a request names, for authorization when the secret does not exist (yet):
+/// the ARN as given, or one built from the name. `CreateSecret`'s ARN gets a placeholder
+/// suffix so that `…:secret:NAME-??????` patterns match as they will once it exists.
+pub fn nominal_arn(op: Operation, params: &RequestParams, region: &str, account: &str) -> String {
+    let key = if op == Operation::CreateSecret {
+        "Name"
+    } else {
+        "SecretId"
+    };
+    let id = params.get(key).and_then(Value::as_str).unwrap_or("");
+    if id.starts_with("arn:") {
+        return id.to_string();
+    }
+    let suffix = if op == Operation::CreateSecret {
+        "-xxxxxx"
+    } else {
+        ""
+    };
+    format!("arn:aws:secretsmanager:{region}:{account}:secret:{id}{suffix}")
+}
+
+/// Parsed resource policies, by text (a secret's policy changes rarely; parsing it on every
+/// request would dominate the cost of authorization).
+#[derive(Debug, Default)]
+pub struct PolicyCache {
+    parsed: RwLock<HashMap<String, Arc<Policy>>>,
+}
+
+const POLICY_CACHE_MAX: usize = 10_000;
+
+impl PolicyCache {
+    /// The parsed policy, or `None` when the stored text does not parse (it was validated on
+    /// `PutResourcePolicy`; a policy that no longer parses grants nothing).
+    pub fn get(&self, text: &str) -> Option<Arc<Policy>> {
+        if let Ok(m) = self.parsed.read()
+            && let Some(p) = m.get(text)
+        {
+            return Some(p.clone());
+        }
+        let p = Arc::new(Policy::parse(text).ok()?);
+        if let Ok(mut m) = self.parsed.write() {
+            if m.len() >= POLICY_CACHE_MAX {
+                m.clear();
+            }
+            m.insert(text.to_string(), p.clone());
+        }
+        Some(p)
+    }
+}
+
+/// One authorization question.
+pub struct Question<'a> {
+    pub op: Operation,
+    /// The action checked: usually `secretsmanager:OP`; `BatchGetSecretValue` asks
+    /// `secretsmanager:GetSecretValue` for each secret.
+    pub action: &'a str,
+    pub region: &'a str,
+    pub principal: &'a Principal,
+    pub params: &'a RequestParams,
+    pub meta: &'a RequestMeta,
+    /// The secret the call is about, when it exists.
+    pub secret: Option<&'a SecretRecord>,
+    /// The resource: the secret's ARN, a nominal ARN, or `*`.
+    pub resource: &'a str,
+}
+
+/// Checks `q`; `Err` is the `AccessDeniedException` to answer.
+pub fn check(q: &Question<'_>, cache: &PolicyCache) -> Result<(), ApiError> {
+    let resource_policy = q
+        .secret
+        .and_then(|s| s.resource_policy.as_deref())
+        .and_then(|t| cache.get(t));
+    let identity: Vec<&Policy> = q.principal.policies.iter().map(|p| p.as_ref()).collect();
+    let aliases: Vec<&str> = q.principal.aliases.iter().map(String::as_str).collect();
+    let ctx = RequestContext { q };
+    let decision = keyroll_policy::evaluate(
+        &identity,
+        resource_policy.as_deref(),
+        &Request {
+            action: q.action,
+            resource: q.resource,
+            principal_arn: &q.principal.arn,
+            principal_aliases: &aliases,
+            account: &q.principal.account,
+            context: &ctx,
+        },
+    );
+    match decision {
+        Decision::Allow => Ok(()),
+        other => Err(denied(q.principal, q.action, q.resource, other)),
+    }
+}
+
+/// AWS's message for a denied call.
+pub fn denial_message(principal: &Principal, action: &str, resource: &str, d: Decision) -> String {
+    let on = if resource == "*" {
+        String::new()
+    } else {
+        format!(" on resource: {resource}")
+    };
+    let why = match d {
+        Decision::ExplicitDeny(PolicyType::Identity) => {
+            "with an explicit deny in an identity-based policy".to_string()
+        }
+        Decision::ExplicitDeny(PolicyType::Resource) => {
+            "with an explicit deny in a resource-based policy".to_string()
+        }
+        _ => format!("because no identity-based policy allows the {action} action"),
+    };
+    format!(
+        "User: {} is not authorized to perform: {action}{on} {why}",
+        principal.arn
+    )
+}
+
+fn denied(principal: &Principal, action: &str, resource: &str, d: Decision) -> ApiError {
+    ApiError::bad_request(
+        "AccessDeniedException",
+        denial_message(principal, action, resource, d),
+    )
+}
+
+/// The condition keys of one request.
+struct RequestContext<'a> {
+    q: &'a Question<'a>,
+}
+
+fn one<'a>(s: impl Into<Cow<'a, str>>) -> Option<CtxValue<'a>> {
+    Some(CtxValue::One(s.into()))
+}
+
+fn boolean<'a>(b: bool) -> Option<CtxValue<'a>> {
+    one(if b { "true" } else { "false" })
+}
+
+fn tag_value<'a>(tags: impl Iterator<Item = (&'a str, &'a str)>, key: &str) -> Option<CtxValue<'a>> {
+    let mut found = None;
+    for (k, v) in tags {
+        if k.eq_ignore_ascii_case(key) {
+            found = Some(v);
+            if k == key {
+                break;
+            }
+        }
+    }
+    found.map(|v| CtxValue::One(Cow::Borrowed(v)))
+}
+
+/// `Tags` of a request (`[{"Key":..,"Value":..}]`).
+fn request_tags(params: &RequestParams) -> impl Iterator<Item = (&str, &str)> {
+    params
+        .get("Tags")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            Some((
+                t.get("Key")?.as_str()?,
+                t.get("Value").and_then(Value::as_str).unwrap_or(""),
+            ))
+        })
+}
+
+fn strip_prefix_ci<'k>(key: &'k str, prefix: &str) -> Option<&'k str> {
+    let head = key.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &key[prefix.len()..])
+}
+
+impl Context for RequestContext<'_> {
+    fn get(&self, key: &str) -> Option<CtxValue<'_>> {
+        let q = self.q;
+        let p = q.principal;
+        let params = q.params;
+        let str_param = |name: &str| params.get(name).and_then(Value::as_str);
+        if let Some(tag) = strip_prefix_ci(key, "aws:PrincipalTag/") {
+            return tag_value(p.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())), tag);
+        }
+        if let Some(tag) = strip_prefix_ci(key, "aws:ResourceTag/")
+            .or_else(|| strip_prefix_ci(key, "secretsmanager:ResourceTag/"))
+        {
+            let s = q.secret?;
+            return tag_value(s.tags.iter().map(|t| (t.key.as_str(), t.value.as_str())), tag);
+        }
+        if let Some(tag) = strip_prefix_ci(key, "aws:RequestTag/") {
+            return tag_value(request_tags(params), tag);
+        }
+        let k = key.to_ascii_lowercase();
+        match k.as_str() {
+            "aws:username" => p.username().map(|u| CtxValue::One(Cow::Borrowed(u))),
+            "aws:userid" => one(p.user_id.as_str()),
+            "aws:principalarn" => match &p.kind {
+                PrincipalKind::AssumedRole { role_arn, .. } => one(role_arn.as_str()),
+                PrincipalKind::User => one(p.arn.as_str()),
+            },
+            "aws:principalaccount" => one(p.account.as_str()),
+            "aws:principaltype" => one(match p.kind {
+                PrincipalKind::User => "User",
+                PrincipalKind::AssumedRole { .. } => "AssumedRole",
+            }),
+            "aws:sourceip" => one(q.meta.source_ip.to_string()),
+            "aws:securetransport" => boolean(q.meta.secure_transport),
+            "aws:currenttime" => one(
+                q.meta
+                    .now
+                    .to_datetime()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ),
+            "aws:epochtime" => one(q.meta.now.millis().div_euclid(1000).to_string()),
+            "aws:requestedregion" => one(q.region),
+            "aws:useragent" => q.meta.user_agent.as_deref().map(|u| CtxValue::One(u.into())),
+            // Present only for temporary credentials, as in AWS.
+            "aws:multifactorauthpresent" => p.issued_at.map(|_| {
+                CtxValue::One(Cow::Borrowed(if p.mfa_authenticated() {
+                    "true"
+                } else {
+                    "false"
+                }))
+            }),
+            "aws:multifactorauthage" => p.mfa_authenticated_at.map(|t| {
+                let age = (q.meta.now.millis().div_euclid(1000) - t).max(0);
+                CtxValue::One(age.to_string().into())
+            }),
+            "aws:tokenissuetime" => p.issued_at.map(|t| {
+                CtxValue::One(
+                    Timestamp::from_millis(t.saturating_mul(1000))
+                        .to_datetime()
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        .into(),
+                )
+            }),
+            "aws:tagkeys" => {
+                let keys: Vec<Cow<'_, str>> = match q.op {
+                    Operation::UntagResource => params
+                        .get("TagKeys")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .map(Cow::Borrowed)
+                        .collect(),
+                    Operation::CreateSecret | Operation::TagResource => {
+                        request_tags(params).map(|(k, _)| Cow::Borrowed(k)).collect()
+                    }
+                    _ => return None,
+                };
+                Some(CtxValue::Many(keys))
+            }
+            "secretsmanager:secretid" => match q.secret {
+                Some(s) => one(s.arn.as_str()),
+                None => str_param("SecretId").map(|s| CtxValue::One(s.into())),
+            },
+            "secretsmanager:name" => match q.op {
+                Operation::CreateSecret => str_param("Name").map(|s| CtxValue::One(s.into())),
+                _ => None,
+            },
+            "secretsmanager:description" => {
+                str_param("Description").map(|s| CtxValue::One(s.into()))
+            }
+            "secretsmanager:kmskeyid" => str_param("KmsKeyId").map(|s| CtxValue::One(s.into())),
+            "secretsmanager:versionid" => str_param("VersionId").map(|s| CtxValue::One(s.into())),
+            "secretsmanager:versionstage" => self.version_stage(),
+            "secretsmanager:rotationlambdaarn" => {
+                str_param("RotationLambdaARN").map(|s| CtxValue::One(s.into()))
+            }
+            "secretsmanager:resource/allowrotationlambdaarn" => q
+                .secret
+                .and_then(|s| s.rotation.lambda_arn.as_deref())
+                .map(|a| CtxValue::One(a.into())),
+            "secretsmanager:secretprimaryregion" => match q.secret {
+                Some(s) => one(s.primary_region.as_deref().unwrap_or(q.region)),
+                None => one(q.region),
+            },
+            "secretsmanager:addreplicaregions" => {
+                let regions: Vec<Cow<'_, str>> = params
+                    .get("AddReplicaRegions")?
+                    .as_array()?
+                    .iter()
+                    .filter_map(|r| r.get("Region").and_then(Value::as_str))
+                    .map(Cow::Borrowed)
+                    .collect();
+                Some(CtxValue::Many(regions))
+            }
+            "secretsmanager:forcedeletewithoutrecovery" => params
+                .get("ForceDeleteWithoutRecovery")
+                .and_then(Value::as_bool)
+                .and_then(boolean),
+            "secretsmanager:recoverywindowindays" => params
+                .get("RecoveryWindowInDays")
+                .and_then(Value::as_i64)
+                .map(|d| CtxValue::One(d.to_string().into())),
+            "secretsmanager:blockpublicpolicy" => params
+                .get("BlockPublicPolicy")
+                .and_then(Value::as_bool)
+                .and_then(boolean),
+            "secretsmanager:forceoverwritereplicasecret" => params
+                .get("ForceOverwriteReplicaSecret")
+                .and_then(Value::as_bool)
+                .and_then(boolean),
+            "secretsmanager:modifyrotationrules" => match q.op {
+                Operation::RotateSecret => boolean(params.contains_key("RotationRules")),
+                _ => None,
+            },
+            "secretsmanager:rotateimmediately" => match q.op {
+                Operation::RotateSecret => boolean(
+                    params
+                        .get("RotateImmediately")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(true),
+                ),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+impl RequestContext<'_> {
+    /// `secretsmanager:VersionStage`: the stage the request names; a `GetSecretValue` that
+    /// names neither stage nor version reads `AWSCURRENT`, and one that names only a
+    /// version reads that version's stages.
+    fn version_stage(&self) -> Option<CtxValue<'_>> {
+        let q = self.q;
+        if let Some(s) = q.params.get("VersionStage").and_then(Value::as_str) {
+            return Some(CtxValue::One(s.into()));
+        }
+        if q.op != Operation::GetSecretValue {
+            return None;
+        }
+        match q.params.get("VersionId").and_then(Value::as_str) {
+            None => one(keyroll_core::AWSCURRENT),
+            Some(id) => {
+                let v = q.secret?.versions.iter().find(|v| v.version_id == id)?;
+                Some(CtxValue::Many(
+                    v.stages.iter().map(|s| Cow::Borrowed(s.as_str())).collect(),
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Principal;
+
+    fn meta() -> RequestMeta {
+        RequestMeta {
+            source_ip: "127.0.0.1".parse().unwrap(),
+            secure_transport: false,
+            user_agent: None,
+            now: Timestamp::from_millis(1_700_000_000_000),
+        }
+    }
+
+    fn principal(policy: &str) -> Principal {
+        Principal::user(
+            "123456789012",
+            "app",
+            false,
+            vec![Arc::new(Policy::parse(policy).unwrap())],
+        )
+    }
+
+    #[test]
+    fn denial_messages_follow_aws() {
+        let p = principal(r#"{"Version":"2012-10-17","Statement":[]}"#);
+        assert_eq!(
+            denial_message(
+                &p,
+                "secretsmanager:PutSecretValue",
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:a-AbCdEf",
+                Decision::ImplicitDeny
+            ),
+            "User: arn:aws:iam::123456789012:user/app is not authorized to perform: \
+             secretsmanager:PutSecretValue on resource: \
+             arn:aws:secretsmanager:us-east-1:123456789012:secret:a-AbCdEf because no \
+             identity-based policy allows the secretsmanager:PutSecretValue action"
+        );
+        assert!(
+            denial_message(
+                &p,
+                "secretsmanager:ListSecrets",
+                "*",
+                Decision::ExplicitDeny(PolicyType::Identity)
+            )
+            .ends_with(
+                "perform: secretsmanager:ListSecrets with an explicit deny in an identity-based \
+                 policy"
+            )
+        );
+    }
+
+    #[test]
+    fn version_stage_defaults_to_awscurrent_for_reads() {
+        let p = principal(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+              "Action":"secretsmanager:GetSecretValue","Resource":"*",
+              "Condition":{"StringEquals":{"secretsmanager:VersionStage":"AWSCURRENT"}}}]}"#,
+        );
+        let cache = PolicyCache::default();
+        let m = meta();
+        let ask = |body: &str| {
+            let params = request_params(body.as_bytes());
+            check(
+                &Question {
+                    op: Operation::GetSecretValue,
+                    action: "secretsmanager:GetSecretValue",
+                    region: "us-east-1",
+                    principal: &p,
+                    params: &params,
+                    meta: &m,
+                    secret: None,
+                    resource: "arn:aws:secretsmanager:us-east-1:123456789012:secret:a",
+                },
+                &cache,
+            )
+        };
+        assert!(ask(r#"{"SecretId":"a"}"#).is_ok());
+        assert!(ask(r#"{"SecretId":"a","VersionStage":"AWSCURRENT"}"#).is_ok());
+        let e = ask(r#"{"SecretId":"a","VersionStage":"AWSPREVIOUS"}"#).unwrap_err();
+        assert_eq!(e.kind, "AccessDeniedException");
+    }
+
+    #[test]
+    fn nominal_arns() {
+        let mut params = Map::new();
+        params.insert("Name".into(), Value::String("prod/db".into()));
+        assert_eq!(
+            nominal_arn(Operation::CreateSecret, &params, "eu-west-1", "123456789012"),
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-xxxxxx"
+        );
+        params.insert("SecretId".into(), Value::String("arn:aws:x".into()));
+        assert_eq!(
+            nominal_arn(Operation::GetSecretValue, &params, "eu-west-1", "1"),
+            "arn:aws:x"
+        );
+    }
+}
