@@ -417,7 +417,7 @@ impl RequestContext<'_> {
         match q.params.get("VersionId").and_then(Value::as_str) {
             None => one(keyroll_core::AWSCURRENT),
             Some(id) => {
-                let v = q.secret?.versions.iter().find(|v| v.version_id == id)?;
+                let v = q.secret?.versions.iter().find(|v| v.id == id)?;
                 Some(CtxValue::Many(
                     v.stages.iter().map(|s| Cow::Borrowed(s.as_str())).collect(),
                 ))
@@ -451,7 +451,9 @@ mod tests {
 
     #[test]
     fn denial_messages_follow_aws() {
-        let p = principal(r#"{"Version":"2012-10-17","Statement":[]}"#);
+        let p = principal(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:GetCallerIdentity","Resource":"*"}]}"#,
+        );
         assert_eq!(
             denial_message(
                 &p,
