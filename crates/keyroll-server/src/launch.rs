@@ -178,12 +178,17 @@ pub async fn launch_with_clock(
         generated = fresh;
     }
     let keys = KeyStore::with_principals(keys);
+    let sts = crate::sts::Sts::from_config(&config, base.as_deref())?;
     let notifier = keyroll_notify::Notifier::from_config(&config.notify.clone().with_env()?)?;
     let listen = opts.listen.clone().or_else(|| config.listen.clone());
     let listener = bind(listen.as_deref().unwrap_or(DEFAULT_LISTEN)).await?;
     let server = if opts.in_memory {
         let regions = MemoryRegions::new(config.account.clone(), clock.clone());
-        let app = Arc::new(App::with_keys(regions, config, keys, clock).with_notifier(notifier));
+        let app = Arc::new(
+            App::with_keys(regions, config, keys, clock)
+                .with_notifier(notifier)
+                .with_sts(sts),
+        );
         Launched::Memory(start(app, listener, true)?)
     } else {
         let store = EmbeddedStore::open(
@@ -195,7 +200,11 @@ pub async fn launch_with_clock(
             dir: opts.data_dir.clone(),
             source,
         })?;
-        let app = Arc::new(App::with_keys(store, config, keys, clock).with_notifier(notifier));
+        let app = Arc::new(
+            App::with_keys(store, config, keys, clock)
+                .with_notifier(notifier)
+                .with_sts(sts),
+        );
         Launched::Embedded(start(app, listener, true)?)
     };
     Ok(Started {

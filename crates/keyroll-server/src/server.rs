@@ -43,6 +43,8 @@ pub struct App<R: Regions> {
     pub notifier: keyroll_notify::Notifier,
     /// Parsed resource policies, by text.
     pub policies: crate::authz::PolicyCache,
+    /// STS: roles, the MFA reuse guard.
+    pub sts: crate::sts::Sts,
     endpoint: OnceLock<String>,
 }
 
@@ -55,6 +57,7 @@ impl<R: Regions> App<R> {
     /// An app whose keys carry their principals (configured users with policies).
     pub fn with_keys(regions: R, config: Config, keys: KeyStore, clock: Arc<dyn Clock>) -> Self {
         let max = config.scheduler.max_concurrent;
+        let sts = crate::sts::Sts::from_config_or_none(&config);
         App {
             store: Store::new(regions),
             keys,
@@ -65,6 +68,7 @@ impl<R: Regions> App<R> {
             auth_clock: Arc::new(SystemClock),
             notifier: keyroll_notify::Notifier::disabled(),
             policies: Default::default(),
+            sts,
             endpoint: OnceLock::new(),
         }
     }
@@ -72,6 +76,12 @@ impl<R: Regions> App<R> {
     /// Sends rotation events through `notifier`.
     pub fn with_notifier(mut self, notifier: keyroll_notify::Notifier) -> Self {
         self.notifier = notifier;
+        self
+    }
+
+    /// STS roles loaded with the configuration file's directory (for `file://` policies).
+    pub fn with_sts(mut self, sts: crate::sts::Sts) -> Self {
+        self.sts = sts;
         self
     }
 
@@ -197,6 +207,7 @@ pub fn start<R: Regions>(
     {
         tokio::spawn(s.clone().run(stop_rx.clone()));
     }
+    tokio::spawn(crate::sts::sessions::maintain(app.clone(), stop_rx.clone()));
     let task = tokio::spawn(serve(app.clone(), listener, stop_rx));
     Ok(RunningServer {
         addr,
@@ -212,6 +223,12 @@ async fn serve<R: Regions>(
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) {
+    let now = app.auth_clock.now().millis().div_euclid(1000);
+    match crate::sts::sessions::restore(&app, now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(sessions = n, "STS sessions restored"),
+        Err(e) => tracing::error!(error = %e, "STS sessions could not be restored"),
+    }
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(app.config.max_connections));
     loop {
@@ -331,6 +348,10 @@ async fn handle<R: Regions>(
         Ok(b) => b.to_bytes(),
         Err(_) => return Ok(error_response(&too_large(), &rid)),
     };
+    if crate::sts::is_sts_request(&parts.headers) {
+        let (resp, _audit) = crate::sts::handle(&app, peer, &parts, &body, &rid).await;
+        return Ok(resp);
+    }
     let caller = match sigv4::verify(
         &parts.method,
         &parts.uri,
