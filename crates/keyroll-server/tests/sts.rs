@@ -806,3 +806,45 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+async fn boot_admin(
+    regions: MemoryRegions,
+    admin: &AccessKey,
+    clock: &ManualClock,
+) -> T<MemoryRegions> {
+    let app = App::new(
+        regions,
+        Config::default(),
+        vec![admin.clone()],
+        Arc::new(SystemClock),
+    )
+    .with_auth_clock(Arc::new(clock.clone()));
+    let listener = bind("127.0.0.1:0").await.unwrap();
+    let server = start(Arc::new(app), listener, false).unwrap();
+    let host = server.addr.to_string();
+    T {
+        server,
+        clock: clock.clone(),
+        host,
+    }
+}
+
+#[tokio::test]
+async fn sessions_of_the_generated_admin_key_survive_a_restart() {
+    let admin = keyroll_server::credentials::generate_key("admin").unwrap();
+    let clock = ManualClock::new(Timestamp::from_secs(T0));
+    let regions = MemoryRegions::new("000000000000", Arc::new(SystemClock));
+    let t = boot_admin(regions.clone(), &admin, &clock).await;
+    let (status, xml) = t.sts(&admin, &[("Action", "GetSessionToken")]).await;
+    assert_eq!(status, 200, "{xml}");
+    let session = session_key(&xml);
+    t.server.shutdown().await;
+    let t = boot_admin(regions, &admin, &clock).await;
+    let (status, xml) = t.sts(&session, &[("Action", "GetCallerIdentity")]).await;
+    assert_eq!(status, 200, "{xml}");
+    assert_eq!(
+        text(&xml, "Arn"),
+        Some("arn:aws:iam::000000000000:user/admin")
+    );
+    t.server.shutdown().await;
+}

@@ -194,13 +194,20 @@ pub async fn issue<R: Regions>(
 fn rebuild<R: Regions>(app: &App<R>, s: &Stored) -> Option<Principal> {
     let mut p = match &s.who {
         Who::User { user } => {
-            let k = app
+            let configured = app
                 .config
                 .access_keys
                 .iter()
-                .find(|k| k.name.as_deref() == Some(user.as_str()))?;
-            let base = app.keys.get(&k.access_key_id)?;
-            let mut p = (*base.principal).clone();
+                .find(|k| k.name.as_deref() == Some(user.as_str()))
+                .and_then(|k| app.keys.get(&k.access_key_id))
+                .map(|c| c.principal.clone());
+            // Without [[access_keys]], the generated admin key's user.
+            let base = configured.or_else(|| {
+                app.keys
+                    .primary_principal()
+                    .filter(|p| p.name == *user && p.issued_at.is_none())
+            })?;
+            let mut p = (*base).clone();
             p.tags = s.tags.clone();
             p
         }
