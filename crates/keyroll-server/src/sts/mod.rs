@@ -745,7 +745,12 @@ async fn assume_role<R: Regions>(
         merged.retain(|old, _| !old.eq_ignore_ascii_case(k));
         merged.insert(k.clone(), v.clone());
     }
-    let mut principal = role.session_principal(account, session_name, &caller.arn, merged);
+    // The user behind the chain, for a role session assuming a role.
+    let source = match &caller.kind {
+        PrincipalKind::AssumedRole { source_arn, .. } => source_arn.as_str(),
+        PrincipalKind::User => caller.arn.as_str(),
+    };
+    let mut principal = role.session_principal(account, session_name, source, merged);
     principal.mfa_authenticated_at = mfa;
     purge_quietly(req).await;
     let issued = sessions::issue(app, principal, req.now, d).await?;
