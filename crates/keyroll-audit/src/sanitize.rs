@@ -154,6 +154,7 @@ fn shape(key: &str) -> Option<Shape> {
         | "Version" => Scalar,
         "VersionStages"
         | "TagKeys"
+        | "TransitiveTagKeys"
         | "RemoveReplicaRegions"
         | "SecretIdList"
         | "Values"
@@ -343,6 +344,8 @@ fn op_keys(op: &str) -> &'static [&'static str] {
             "DurationSeconds",
             "SerialNumber",
             "SourceIdentity",
+            "Tags",
+            "TransitiveTagKeys",
             "Credentials",
             "AssumedRoleUser",
             "PackedPolicySize",

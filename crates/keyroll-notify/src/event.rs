@@ -1,6 +1,7 @@
-//! What a notification says: a rotation succeeded or failed. Built from a secret's
+//! What a notification says: a rotation succeeded or failed (built from a secret's
 //! description and what the driver knows about the run — never from a secret value, so no
-//! payload can carry one.
+//! payload can carry one), or a break-glass role was assumed (built from the session's
+//! principal, role and tags — never from its credentials).
 
 use keyroll_core::api::DescribeSecretResponse;
 use keyroll_core::model::{RotationState, Step};
@@ -12,11 +13,13 @@ use crate::routing::Routing;
 /// Longest error message a notification carries (characters); longer ones are cut.
 pub const MAX_MESSAGE_CHARS: usize = 2_000;
 
-/// The two events keyroll notifies about.
+/// The events keyroll notifies about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum EventKind {
     RotationSucceeded,
     RotationFailed,
+    /// `keyroll serve`'s STS issued a session of a role configured with `notify = true`.
+    BreakGlassAssumed,
 }
 
 impl EventKind {
@@ -24,6 +27,7 @@ impl EventKind {
         match self {
             EventKind::RotationSucceeded => "RotationSucceeded",
             EventKind::RotationFailed => "RotationFailed",
+            EventKind::BreakGlassAssumed => "BreakGlassAssumed",
         }
     }
 }
@@ -40,7 +44,10 @@ impl std::fmt::Display for EventKind {
 #[serde(rename_all = "camelCase")]
 pub struct RotationEvent {
     pub event: EventKind,
+    /// Empty (and left out of the payload) for [`EventKind::BreakGlassAssumed`].
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub secret_name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub secret_arn: String,
     /// The region from the ARN.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -76,6 +83,29 @@ pub struct RotationEvent {
     /// The secret's `keyroll:notify*` tags, read when the event was built.
     #[serde(skip)]
     pub routing: Routing,
+    /// What a [`EventKind::BreakGlassAssumed`] event is about (its fields appear at the top
+    /// level of the payload).
+    #[serde(flatten)]
+    pub break_glass: Option<BreakGlass>,
+}
+
+/// A break-glass role assumption: who, which role, why, from where, until when. Never a
+/// key, secret or session token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BreakGlass {
+    /// The ARN of the user (or session) that assumed the role.
+    pub principal_arn: String,
+    pub role_name: String,
+    pub role_arn: String,
+    pub session_name: String,
+    /// The session's `Justification` tag.
+    pub justification: String,
+    pub source_ip: String,
+    /// Whether the assumption was MFA-authenticated.
+    pub mfa: bool,
+    #[serde(serialize_with = "rfc3339")]
+    pub expires_at: Timestamp,
 }
 
 fn rfc3339<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
@@ -128,6 +158,28 @@ impl RotationEvent {
             attempt: None,
             source: "keyroll".into(),
             routing: Routing::from_secret(secret),
+            break_glass: None,
+        }
+    }
+
+    /// A break-glass role assumption at `at`, sent to the default channels.
+    pub fn break_glass_assumed(details: BreakGlass, at: Timestamp) -> Self {
+        RotationEvent {
+            event: EventKind::BreakGlassAssumed,
+            secret_name: String::new(),
+            secret_arn: String::new(),
+            region: None,
+            version_id: None,
+            step: None,
+            error_class: None,
+            error_message: None,
+            started_at: at,
+            finished_at: at,
+            next_rotation: None,
+            attempt: None,
+            source: "keyroll serve".into(),
+            routing: Routing::default(),
+            break_glass: Some(details),
         }
     }
 
@@ -229,11 +281,32 @@ impl RotationEvent {
                 }
                 s
             }
+            EventKind::BreakGlassAssumed => match &self.break_glass {
+                Some(b) => format!(
+                    "Break-glass role {} assumed by {}",
+                    b.role_name, b.principal_arn
+                ),
+                None => "Break-glass role assumed".to_string(),
+            },
         }
     }
 
     /// The fields shown to people (e-mail body, Slack attachment), in order.
     pub fn fields(&self) -> Vec<(&'static str, String)> {
+        if let Some(b) = &self.break_glass {
+            return vec![
+                ("Event", self.event.to_string()),
+                ("Role", b.role_arn.clone()),
+                ("Principal", b.principal_arn.clone()),
+                ("Session", b.session_name.clone()),
+                ("Justification", b.justification.clone()),
+                ("Source IP", b.source_ip.clone()),
+                ("MFA", if b.mfa { "yes" } else { "no" }.to_string()),
+                ("Assumed", self.started_at.to_rfc3339()),
+                ("Expires", b.expires_at.to_rfc3339()),
+                ("Source", self.source.clone()),
+            ];
+        }
         let mut f = vec![
             ("Event", self.event.to_string()),
             ("Secret", self.secret_name.clone()),

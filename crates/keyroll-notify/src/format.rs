@@ -14,6 +14,10 @@ fn consequence(e: &RotationEvent) -> &'static str {
             "AWSCURRENT is unchanged and still works. AWSPENDING is kept: the next rotation \
              resumes it once the cause is fixed."
         }
+        EventKind::BreakGlassAssumed => {
+            "Break-glass credentials are live until they expire. Confirm the justification \
+             with the principal; see the break-glass runbook in docs/SECURITY.md."
+        }
     }
 }
 
@@ -28,7 +32,7 @@ fn slack_escape(s: &str) -> String {
 pub fn slack_payload(e: &RotationEvent) -> Value {
     let (icon, color) = match e.event {
         EventKind::RotationSucceeded => (":white_check_mark:", "#2eb886"),
-        EventKind::RotationFailed => (":rotating_light:", "#d40e0d"),
+        EventKind::RotationFailed | EventKind::BreakGlassAssumed => (":rotating_light:", "#d40e0d"),
     };
     let fields: Vec<Value> = e
         .fields()
@@ -136,6 +140,7 @@ mod tests {
             attempt: Some(2),
             source: "test".into(),
             routing: Routing::default(),
+            break_glass: None,
         }
     }
 
@@ -176,5 +181,39 @@ mod tests {
         let default: Value = serde_json::from_str(m["default"].as_str().unwrap()).unwrap();
         assert_eq!(default["event"], "RotationFailed");
         assert_eq!(default["step"], "setSecret");
+    }
+
+    #[test]
+    fn break_glass_payloads_name_role_principal_and_justification() {
+        let e = RotationEvent::break_glass_assumed(
+            crate::event::BreakGlass {
+                principal_arn: "arn:aws:iam::000000000000:user/alice".into(),
+                role_name: "break-glass".into(),
+                role_arn: "arn:aws:iam::000000000000:role/break-glass".into(),
+                session_name: "incident-42".into(),
+                justification: "INC-42 <db down>".into(),
+                source_ip: "127.0.0.1".into(),
+                mfa: true,
+                expires_at: Timestamp::from_secs(1_700_003_600),
+            },
+            Timestamp::from_secs(1_700_000_000),
+        );
+        let j = e.to_json();
+        assert_eq!(j["event"], "BreakGlassAssumed");
+        assert_eq!(j["roleArn"], "arn:aws:iam::000000000000:role/break-glass");
+        assert_eq!(j["principalArn"], "arn:aws:iam::000000000000:user/alice");
+        assert_eq!(j["justification"], "INC-42 <db down>");
+        assert_eq!(j["expiresAt"], "2023-11-14T23:13:20.000Z");
+        assert!(j.get("secretName").is_none() && j.get("secretArn").is_none());
+        assert_eq!(
+            e.summary(),
+            "Break-glass role break-glass assumed by arn:aws:iam::000000000000:user/alice"
+        );
+        let p = slack_payload(&e);
+        assert_eq!(p["attachments"][0]["color"], "#d40e0d");
+        assert!(p.to_string().contains("INC-42 &lt;db down&gt;"));
+        let b = email_body(&e);
+        assert!(b.contains("Justification: INC-42 <db down>"), "{b}");
+        assert!(b.contains("runbook"), "{b}");
     }
 }

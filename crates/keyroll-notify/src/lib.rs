@@ -1,6 +1,7 @@
 //! # keyroll-notify
 //!
-//! Rotation events — [`EventKind::RotationSucceeded`] and [`EventKind::RotationFailed`] —
+//! Rotation events — [`EventKind::RotationSucceeded`] and [`EventKind::RotationFailed`] — and
+//! break-glass role assumptions ([`EventKind::BreakGlassAssumed`], from `keyroll serve`'s STS) —
 //! to SNS topics, e-mail over SMTP and webhooks (generic JSON or Slack-compatible). An event
 //! carries the secret's name and ARN, the version, the failed step, the error class and
 //! message, times and the next rotation date: never a secret value (events are built from
@@ -51,7 +52,7 @@ pub use config::{
     EmailConfig, NotifyConfig, NotifyConfigError, RetryConfig, SmtpSecurity, SnsConfig,
     WebhookConfig, WebhookFormat,
 };
-pub use event::{EventKind, RotationEvent};
+pub use event::{BreakGlass, EventKind, RotationEvent};
 pub use keyroll_core::time::{Sleeper, TokioSleeper};
 pub use metrics::{ChannelCounters, ChannelStats, NotifyMetrics};
 pub use notifier::{DeliveryReport, Notifier};

@@ -32,10 +32,16 @@ pub enum EventFilter {
 }
 
 impl EventFilter {
+    /// Break-glass assumptions are alerts: `failures` channels take them too.
     pub fn admits(self, kind: EventKind) -> bool {
         match self {
             EventFilter::All => true,
-            EventFilter::Failures => kind == EventKind::RotationFailed,
+            EventFilter::Failures => {
+                matches!(
+                    kind,
+                    EventKind::RotationFailed | EventKind::BreakGlassAssumed
+                )
+            }
             EventFilter::Successes => kind == EventKind::RotationSucceeded,
             EventFilter::None => false,
         }
@@ -186,5 +192,8 @@ mod tests {
         assert!(!EventFilter::Failures.admits(RotationSucceeded));
         assert!(EventFilter::Successes.admits(RotationSucceeded));
         assert!(!EventFilter::None.admits(RotationFailed));
+        assert!(EventFilter::Failures.admits(BreakGlassAssumed));
+        assert!(!EventFilter::Successes.admits(BreakGlassAssumed));
+        assert!(!EventFilter::None.admits(BreakGlassAssumed));
     }
 }

@@ -247,13 +247,16 @@ pub async fn launch_with_clock(
     }
     let keys = KeyStore::with_principals(keys);
     let audit = open_audit(&config, &opts.data_dir, clock.clone())?;
+    let sts = crate::sts::Sts::from_config(&config, base.as_deref())?;
     let notifier = keyroll_notify::Notifier::from_config(&config.notify.clone().with_env()?)?;
     let listen = opts.listen.clone().or_else(|| config.listen.clone());
     let listener = bind(listen.as_deref().unwrap_or(DEFAULT_LISTEN)).await?;
     let server = if opts.in_memory {
         let regions = MemoryRegions::new(config.account.clone(), clock.clone());
         let app = with_audit(
-            App::with_keys(regions, config, keys, clock).with_notifier(notifier),
+            App::with_keys(regions, config, keys, clock)
+                .with_notifier(notifier)
+                .with_sts(sts),
             audit,
         );
         Launched::Memory(start(app, listener, true)?)
@@ -268,7 +271,9 @@ pub async fn launch_with_clock(
             source,
         })?;
         let app = with_audit(
-            App::with_keys(store, config, keys, clock).with_notifier(notifier),
+            App::with_keys(store, config, keys, clock)
+                .with_notifier(notifier)
+                .with_sts(sts),
             audit,
         );
         Launched::Embedded(start(app, listener, true)?)

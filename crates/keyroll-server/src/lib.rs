@@ -18,6 +18,8 @@
 //! - [`rotation`]: `RotateSecret`, built-in and external rotation functions, running rotations.
 //! - [`scheduler`]: rotation on schedule, windows, retries with backoff, the purge job.
 //! - [`regions`]: regions as separate namespaces over any store ([`regions::Regions`]).
+//! - [`sts`]: STS on the same endpoint (`GetCallerIdentity`, `GetSessionToken`, `AssumeRole`),
+//!   temporary credentials, TOTP MFA, break-glass notifications.
 //! - [`credentials`]: access keys and the generated admin key file.
 //! - [`config`]: the configuration file, `keyroll.toml`.
 //! - [`launch`]: starting from a data directory (what `keyroll serve` runs).
@@ -37,6 +39,7 @@ pub mod rotation;
 pub mod scheduler;
 pub mod server;
 pub mod sigv4;
+pub mod sts;
 pub mod wire;
 
 pub use config::Config;

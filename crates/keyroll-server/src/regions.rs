@@ -103,7 +103,8 @@ impl<R: Regions> Store<R> {
         Ok(s)
     }
 
-    /// Every region with secrets, plus the ones opened since start.
+    /// Every region with secrets, plus the ones opened since start; not keyroll's internal
+    /// regions (STS sessions), which the scheduler, the purge job and metrics must not see.
     pub fn all(&self) -> Result<Vec<(String, Service<R>)>, SmError> {
         let mut names = self.regions.known()?;
         names.extend(
@@ -113,6 +114,7 @@ impl<R: Regions> Store<R> {
                 .keys()
                 .cloned(),
         );
+        names.retain(|n| !crate::sts::sessions::is_internal_region(n));
         names.sort();
         names.dedup();
         names

@@ -45,6 +45,8 @@ pub struct App<R: Regions> {
     pub policies: crate::authz::PolicyCache,
     /// The audit trail (`None`: not written, e.g. `[audit] enabled = false`).
     pub audit: Option<Arc<crate::audit::Audit>>,
+    /// STS: roles, the MFA reuse guard.
+    pub sts: crate::sts::Sts,
     endpoint: OnceLock<String>,
 }
 
@@ -57,6 +59,7 @@ impl<R: Regions> App<R> {
     /// An app whose keys carry their principals (configured users with policies).
     pub fn with_keys(regions: R, config: Config, keys: KeyStore, clock: Arc<dyn Clock>) -> Self {
         let max = config.scheduler.max_concurrent;
+        let sts = crate::sts::Sts::from_config_or_none(&config);
         App {
             store: Store::new(regions),
             keys,
@@ -68,6 +71,7 @@ impl<R: Regions> App<R> {
             notifier: keyroll_notify::Notifier::disabled(),
             policies: Default::default(),
             audit: None,
+            sts,
             endpoint: OnceLock::new(),
         }
     }
@@ -81,6 +85,12 @@ impl<R: Regions> App<R> {
     /// Writes the audit trail.
     pub fn with_audit(mut self, audit: Arc<crate::audit::Audit>) -> Self {
         self.audit = Some(audit);
+        self
+    }
+
+    /// STS roles loaded with the configuration file's directory (for `file://` policies).
+    pub fn with_sts(mut self, sts: crate::sts::Sts) -> Self {
+        self.sts = sts;
         self
     }
 
@@ -206,6 +216,7 @@ pub fn start<R: Regions>(
     {
         tokio::spawn(s.clone().run(stop_rx.clone()));
     }
+    tokio::spawn(crate::sts::sessions::maintain(app.clone(), stop_rx.clone()));
     let task = tokio::spawn(serve(app.clone(), listener, stop_rx));
     Ok(RunningServer {
         addr,
@@ -221,6 +232,12 @@ async fn serve<R: Regions>(
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) {
+    let now = app.auth_clock.now().millis().div_euclid(1000);
+    match crate::sts::sessions::restore(&app, now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(sessions = n, "STS sessions restored"),
+        Err(e) => tracing::error!(error = %e, "STS sessions could not be restored"),
+    }
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(app.config.max_connections));
     loop {
@@ -360,6 +377,37 @@ async fn handle<R: Regions>(
             .map(str::to_string),
         now: app.auth_clock.now(),
     };
+    if crate::sts::is_sts_request(&parts.headers) {
+        let (resp, sts) = crate::sts::handle(&app, peer, &parts, &body, &rid).await;
+        if let Some(audit) = &app.audit {
+            let key_id = sigv4::claimed_access_key_id(&parts.headers);
+            let read_only = matches!(sts.action.as_deref(), Some("GetCallerIdentity"));
+            audit.api_call(crate::audit::ApiCall {
+                source: crate::audit::ApiSource::Sts,
+                event_name: sts.action.as_deref().unwrap_or("Unknown"),
+                region: sigv4::claimed_region(&parts.headers).unwrap_or(""),
+                caller: match &sts.caller {
+                    Some(p) => crate::audit::Caller::Principal {
+                        principal: p,
+                        access_key_id: key_id.unwrap_or(""),
+                    },
+                    None => crate::audit::Caller::Unauthenticated {
+                        access_key_id: key_id,
+                    },
+                },
+                meta: &meta,
+                request_id: &rid,
+                params: sts.request_parameters,
+                response: sts.response_elements.unwrap_or(serde_json::Value::Null),
+                error: sts
+                    .error_code
+                    .map(|c| (c, sts.error_message.as_deref().unwrap_or(""))),
+                read_only,
+                resource_arn: None,
+            });
+        }
+        return Ok(resp);
+    }
     let target = parts
         .headers
         .get("x-amz-target")

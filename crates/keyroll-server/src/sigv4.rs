@@ -610,6 +610,22 @@ pub fn sign(
     region: &str,
     at: Timestamp,
 ) -> Vec<(String, String)> {
+    sign_for(SERVICE, method, host, path, headers, body, key, region, at)
+}
+
+#[allow(clippy::too_many_arguments)]
+/// [`sign`] for another service's scope (`sts`).
+pub fn sign_for(
+    service: &str,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    key: &AccessKey,
+    region: &str,
+    at: Timestamp,
+) -> Vec<(String, String)> {
     let amz_date = fmt_basic(at);
     let date = &amz_date[..8];
     let mut all: Vec<(String, String)> = headers
@@ -637,17 +653,17 @@ pub fn sign(
     creq.push(b'\n');
     creq.extend_from_slice(hex::encode(Sha256::digest(body)).as_bytes());
     let sts = format!(
-        "{ALGORITHM}\n{amz_date}\n{date}/{region}/{SERVICE}/aws4_request\n{}",
+        "{ALGORITHM}\n{amz_date}\n{date}/{region}/{service}/aws4_request\n{}",
         hex::encode(Sha256::digest(&creq))
     );
-    let k = derive_signing_key(key.secret_access_key.expose_secret(), date, region);
+    let k = derive_key(key.secret_access_key.expose_secret(), date, region, service);
     let sig = hex::encode(hmac(&k, sts.as_bytes()));
     let mut out = vec![
         ("x-amz-date".to_string(), amz_date.clone()),
         (
             "authorization".to_string(),
             format!(
-                "{ALGORITHM} Credential={}/{date}/{region}/{SERVICE}/aws4_request, \
+                "{ALGORITHM} Credential={}/{date}/{region}/{service}/aws4_request, \
                  SignedHeaders={signed}, Signature={sig}",
                 key.access_key_id
             ),
