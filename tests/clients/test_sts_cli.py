@@ -276,3 +276,38 @@ def test_break_glass_with_the_aws_cli(sts_server, hook):
     # Alice's own key still works at that time.
     r = s.cli(ALICE, "sts", "get-caller-identity", offset=960)
     assert r.returncode == 0, r.stderr
+
+    # The audit trail shows the assumption and every call made with the session.
+    s.stop()
+    records = []
+    for f in sorted((s.data_dir / "audit").glob("keyroll-audit-*.jsonl")):
+        records += [json.loads(l) for l in f.read_text().splitlines()]
+    assumed = [r for r in records if r["eventName"] == "AssumeRole" and not r.get("errorCode")]
+    assert len(assumed) == 1
+    a = assumed[0]
+    assert a["eventSource"] == "sts.amazonaws.com"
+    assert a["userIdentity"]["arn"] == f"arn:aws:iam::{ACCOUNT}:user/alice"
+    assert a["requestParameters"]["RoleArn"] == ROLE
+    assert a["requestParameters"]["Tags"] == [{"Key": "Justification", "Value": "INC-42 primary DB down"}]
+    assert a["responseElements"]["Credentials"]["AccessKeyId"] == session[0]
+    refused = [r for r in records if r["eventName"] == "AssumeRole" and r.get("errorCode")]
+    assert len(refused) == 4
+    by_session = [r for r in records if r["userIdentity"].get("accessKeyId") == session[0]]
+    assert [r["eventName"] for r in by_session] == [
+        "CreateSecret", "GetCallerIdentity", "ListSecrets", "GetCallerIdentity"]
+    for r in by_session[:2]:
+        assert "errorCode" not in r, r
+        assert r["userIdentity"]["type"] == "AssumedRole"
+        assert r["userIdentity"]["arn"].endswith(":assumed-role/break-glass/incident-42")
+        assert r["userIdentity"]["sessionContext"]["attributes"]["mfaAuthenticated"] == "true"
+    # After the expiry: refused at authentication, and recorded as such.
+    assert [r.get("errorCode") for r in by_session[2:]] == ["ExpiredTokenException", "ExpiredToken"]
+    text = "".join(f.read_text() for f in (s.data_dir / "audit").glob("*"))
+    for secret in (session[1], session[2], ALICE[1]):
+        assert secret not in text
+    assert code_used_not_in(text, used)
+
+
+def code_used_not_in(text, used):
+    """No MFA code that was sent appears in the trail."""
+    return all(f'"{c}"' not in text for c in used)
