@@ -199,9 +199,43 @@ fn read_state(conn: &Connection, db: &Path) -> Result<DbState, StoreError> {
     })
 }
 
+/// Creates the database file with mode 0600 before SQLite does (SQLite would use 0644 less
+/// the umask, and gives `-wal` and `-shm` the database file's mode), and restricts an existing
+/// database, `-wal` and `-shm` to 0600.
+fn private_files(db: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::DataDir { path, source }
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(db)
+        .map_err(fail(db))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        let p = std::path::PathBuf::from(p);
+        match std::fs::metadata(&p) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                    .map_err(fail(&p))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail(&p)(e)),
+        }
+    }
+    Ok(())
+}
+
 /// Opens a read-write connection with keyroll's settings: WAL, `synchronous=FULL` (the log
 /// is fsynced at every commit), a busy timeout, no trusted schema.
 pub fn open_rw(db: &Path) -> Result<Connection, StoreError> {
+    private_files(db)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
