@@ -91,6 +91,22 @@ impl Launched {
         }
     }
 
+    /// The API listener's address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            Launched::Embedded(s) => s.addr,
+            Launched::Memory(s) => s.addr,
+        }
+    }
+
+    /// Whether the API listener speaks HTTPS.
+    pub fn tls(&self) -> bool {
+        match self {
+            Launched::Embedded(s) => s.app.tls.is_some(),
+            Launched::Memory(s) => s.app.tls.is_some(),
+        }
+    }
+
     pub async fn shutdown(self) {
         match self {
             Launched::Embedded(s) => s.shutdown().await,
@@ -104,6 +120,13 @@ impl Started {
     pub fn banner(&self) -> Vec<String> {
         let url = self.server.url();
         let mut lines = vec![format!("keyroll listening on {url}")];
+        if !self.server.tls() && !loopback_only(self.server.addr()) {
+            lines.push(
+                "WARNING: plaintext HTTP on a non-loopback address — secret values cross the \
+                 network unencrypted; set tls_cert and tls_key"
+                    .into(),
+            );
+        }
         if let Some(f) = &self.config_file {
             lines.push(format!("configuration file: {}", f.display()));
         }

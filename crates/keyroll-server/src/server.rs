@@ -274,8 +274,9 @@ pub struct ConnInfo {
 
 impl ConnInfo {
     /// A request on this connection passed signature verification: it is no longer subject
-    /// to the first-request deadline nor closed to make room.
-    fn authenticated(&self) {
+    /// to the first-request deadline nor closed to make room. (Every handler that verifies a
+    /// signature — Secrets Manager's and STS's — calls this.)
+    pub(crate) fn authenticated(&self) {
         if !self.slot.authenticated.swap(true, Ordering::AcqRel) {
             self.pending.remove(&self.slot);
         }
