@@ -446,6 +446,10 @@ async fn serve<R: Regions>(
     tracing::info!("stopped");
 }
 
+/// About the largest request head (request line and headers) read: hyper refuses heads that
+/// do not fit its read buffer of this size (431). AWS clients send about 1 KiB.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
 /// Serves one connection: closed when evicted, or at `deadline` if no request on it has
 /// been authenticated by then.
 async fn connection<R: Regions, S>(
@@ -467,6 +471,9 @@ async fn connection<R: Regions, S>(
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(app.config.request_deadline())
+        // A request head larger than this is refused (431): hyper's default (~400 KiB) would
+        // let each waiting connection hold that much.
+        .max_buf_size(MAX_HEAD_BYTES)
         .serve_connection(TokioIo::new(stream), svc);
     let conn = watcher.watch(conn);
     let mut conn = std::pin::pin!(conn);

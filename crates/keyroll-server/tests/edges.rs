@@ -210,6 +210,19 @@ async fn a_stalled_body_is_cut_off_at_the_request_deadline() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_request_heads_are_refused() {
+    let t = start_server().await;
+    let addr = t.server.addr.to_string();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Padding: {}\r\n\r\n",
+        "a".repeat(2 * keyroll_server::server::MAX_HEAD_BYTES)
+    );
+    let (resp, took) = exchange(&addr, &head, b"").await;
+    assert!(resp.starts_with("HTTP/1.1 431"), "{resp}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_that_cannot_authenticate_are_refused_before_their_body() {
     let t = start_server().await;
     let addr = t.server.addr.to_string();
