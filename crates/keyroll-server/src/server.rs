@@ -821,3 +821,50 @@ async fn handle<R: Regions>(
     app.metrics.request(op, resp.status().as_u16(), elapsed);
     Ok(resp)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_connections_beyond_the_cap_close_the_oldest() {
+        let p = Arc::new(Pending::default());
+        let (a, _) = p.admit(2);
+        let (b, _) = p.admit(2);
+        let info = |slot: &Arc<Slot>| ConnInfo {
+            secure: false,
+            slot: slot.clone(),
+            pending: p.clone(),
+        };
+        // `a` authenticates: it no longer counts, and is never the one closed.
+        info(&a).authenticated();
+        let (c, evicted) = p.admit(2);
+        assert_eq!(evicted, 0);
+        let (_d, evicted) = p.admit(2);
+        assert_eq!(evicted, 1);
+        // `b` was told to close (the permit is stored, so a later wait sees it at once).
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(1), b.evict.notified())
+                .await
+                .expect("b evicted");
+            assert!(
+                tokio::time::timeout(Duration::from_millis(10), a.evict.notified())
+                    .await
+                    .is_err()
+            );
+        });
+        // At max_connections the oldest still pending (`c`) makes room.
+        assert!(p.evict_oldest());
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(1), c.evict.notified())
+                .await
+                .expect("c evicted");
+        });
+        assert!(p.evict_oldest());
+        assert!(!p.evict_oldest(), "only authenticated connections remain");
+    }
+}

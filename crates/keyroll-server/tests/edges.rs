@@ -745,3 +745,29 @@ async fn connections_are_bounded_but_strangers_make_room() {
     let (status, _) = get(&format!("{}/health", t.url), None).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_body_on_an_authenticated_connection_times_out() {
+    let config = Config {
+        request_deadline_secs: 1,
+        ..Config::default()
+    };
+    let t = start_with(config, Arc::new(SystemClock), None).await;
+    let addr = t.server.addr.to_string();
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(signed_request(&addr, &t.key, "secretsmanager.ListSecrets", "{}").as_bytes())
+        .await
+        .unwrap();
+    assert!(read_response(&mut s).await.starts_with("HTTP/1.1 200"));
+    // Authenticated, the connection is no longer closed at its first-request deadline; a
+    // later request whose body is too slow is answered 408.
+    s.write_all(slow_head(&addr, &t.key, 100).as_bytes())
+        .await
+        .unwrap();
+    s.write_all(b"{").await.unwrap();
+    let t0 = Instant::now();
+    let resp = read_response(&mut s).await;
+    assert!(resp.starts_with("HTTP/1.1 408"), "{resp}");
+    assert!(resp.contains("request_deadline_secs"), "{resp}");
+    assert!(t0.elapsed() < Duration::from_secs(3));
+}
