@@ -532,33 +532,53 @@ async fn tls_listener_sets_secure_transport() {
         let url = started.server.url();
         assert_eq!(url.starts_with("https://"), tls, "{url}");
         let host = url.split("://").nth(1).unwrap().to_string();
-        let body = r#"{"Name":"tls-only","SecretString":"v","ClientRequestToken":"00000000-0000-4000-8000-000000000001"}"#;
-        let hs = [
-            ("content-type", "application/x-amz-json-1.1"),
-            ("x-amz-target", "secretsmanager.CreateSecret"),
-        ];
-        let auth = keyroll_server::sigv4::sign(
-            "POST",
-            &host,
-            "/",
-            &hs,
-            body.as_bytes(),
-            &key,
-            "us-east-1",
-            SystemClock.now(),
-        );
-        let mut req = client.post(format!("{url}/")).body(body);
-        for (k, v) in hs.iter() {
-            req = req.header(*k, *v);
-        }
-        for (k, v) in auth {
-            req = req.header(k, v);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let v: serde_json::Value = resp.json().await.unwrap();
+        let call = |target: &'static str, body: String| {
+            let (client, host, url, key) = (client.clone(), host.clone(), url.clone(), key.clone());
+            async move {
+                let hs = [
+                    ("content-type", "application/x-amz-json-1.1"),
+                    ("x-amz-target", target),
+                ];
+                let auth = keyroll_server::sigv4::sign(
+                    "POST",
+                    &host,
+                    "/",
+                    &hs,
+                    body.as_bytes(),
+                    &key,
+                    "us-east-1",
+                    SystemClock.now(),
+                );
+                let mut req = client.post(format!("{url}/")).body(body);
+                for (k, v) in hs.iter() {
+                    req = req.header(*k, *v);
+                }
+                for (k, v) in auth {
+                    req = req.header(k, v);
+                }
+                let resp = req.send().await.unwrap();
+                let status = resp.status().as_u16();
+                let v: serde_json::Value = resp.json().await.unwrap();
+                (status, v)
+            }
+        };
+        // The largest SecretString AWS allows, in and out.
+        let value = "v".repeat(65536);
+        let create = serde_json::json!({
+            "Name": "tls-only",
+            "SecretString": value,
+            "ClientRequestToken": "00000000-0000-4000-8000-000000000001",
+        });
+        let (status, v) = call("secretsmanager.CreateSecret", create.to_string()).await;
         if tls {
             assert_eq!(status, 200, "{v}");
+            let (status, v) = call(
+                "secretsmanager.GetSecretValue",
+                r#"{"SecretId":"tls-only"}"#.to_string(),
+            )
+            .await;
+            assert_eq!(status, 200, "{v}");
+            assert_eq!(v["SecretString"].as_str(), Some(value.as_str()));
         } else {
             assert_eq!(v["__type"], "AccessDeniedException", "{v}");
         }
@@ -770,4 +790,33 @@ async fn a_slow_body_on_an_authenticated_connection_times_out() {
     assert!(resp.starts_with("HTTP/1.1 408"), "{resp}");
     assert!(resp.contains("request_deadline_secs"), "{resp}");
     assert!(t0.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_requests_and_responses_still_pass() {
+    // Request heads are capped at 64 KiB; bodies and responses are not affected by it.
+    let t = start_server().await;
+    let c = t.client();
+    let value = "x".repeat(65536);
+    for i in 0..8 {
+        c.create_secret()
+            .name(format!("big-{i}"))
+            .secret_string(&value)
+            .send()
+            .await
+            .unwrap();
+    }
+    let r = c
+        .batch_get_secret_value()
+        .set_secret_id_list(Some((0..8).map(|i| format!("big-{i}")).collect()))
+        .send()
+        .await
+        .unwrap();
+    let values = r.secret_values();
+    assert_eq!(values.len(), 8);
+    assert!(
+        values
+            .iter()
+            .all(|v| v.secret_string() == Some(value.as_str()))
+    );
 }
