@@ -14,10 +14,10 @@ pub const AWSCURRENT: &str = "AWSCURRENT";
 pub const AWSPENDING: &str = "AWSPENDING";
 pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
 
-/// Deprecated versions are removed once a secret has more than this many versions...
+/// Deprecated versions are removed, oldest first and whatever their age, once a secret has
+/// more than this many versions (a caller cannot grow a secret without bound by writing
+/// versions quickly).
 pub const MAX_VERSIONS: usize = 100;
-/// ...but never while younger than this.
-pub const DEPRECATED_MIN_AGE_MS: i64 = 24 * Timestamp::MILLIS_PER_HOUR;
 /// AWS allows at most 20 staging labels on one version.
 pub const MAX_STAGES_PER_VERSION: usize = 20;
 pub const MAX_TAGS: usize = 50;
@@ -596,8 +596,8 @@ impl SecretRecord {
     }
 
     /// Removes deprecated (unlabelled) versions, oldest first, while the secret has more than
-    /// [`MAX_VERSIONS`] versions; versions younger than 24 hours are kept regardless.
-    pub fn collect_deprecated(&mut self, now: Timestamp) -> Vec<String> {
+    /// [`MAX_VERSIONS`] versions, however young they are.
+    pub fn collect_deprecated(&mut self, _now: Timestamp) -> Vec<String> {
         let mut removed = Vec::new();
         if self.versions.len() <= MAX_VERSIONS {
             return removed;
@@ -606,9 +606,7 @@ impl SecretRecord {
         let mut order: Vec<(Timestamp, String)> = self
             .versions
             .iter()
-            .filter(|v| {
-                v.is_deprecated() && now.millis() - v.created.millis() >= DEPRECATED_MIN_AGE_MS
-            })
+            .filter(|v| v.is_deprecated())
             .map(|v| (v.created, v.id.clone()))
             .collect();
         // Stable: versions created in the same millisecond go in creation order.
@@ -879,21 +877,28 @@ mod tests {
     }
 
     #[test]
-    fn deprecated_versions_collected_oldest_first_but_not_young_ones() {
+    fn deprecated_versions_collected_oldest_first_whatever_their_age() {
         let mut r = rec();
-        for i in 0..101 {
-            r.put_version(&tok(i), None, T0.plus_millis(i as i64), |_| true)
-                .unwrap();
+        // A labelled old version survives; unlabelled ones go oldest first, even when only
+        // milliseconds old.
+        r.put_version(&tok(0), None, T0, |_| true).unwrap();
+        r.update_stage("KEEP", Some(&tok(0)), None, T0).unwrap();
+        let mut removed = Vec::new();
+        for i in 1..=150 {
+            removed.extend(
+                r.put_version(&tok(i), None, T0.plus_millis(i as i64), |_| true)
+                    .unwrap()
+                    .removed_versions,
+            );
+            assert!(r.versions.len() <= MAX_VERSIONS);
         }
-        // 101 versions, but all deprecated ones are younger than 24h: none removed.
-        assert_eq!(r.versions.len(), 101);
-        let later = T0.plus_days(2);
-        let removed = r
-            .put_version(&tok(500), None, later, |_| true)
-            .unwrap()
-            .removed_versions;
-        assert_eq!(removed, vec![tok(0), tok(1)]);
         assert_eq!(r.versions.len(), 100);
+        assert_eq!(removed, (1..=51).map(tok).collect::<Vec<_>>());
+        assert!(
+            r.version(&tok(0)).is_some(),
+            "labelled versions are never removed"
+        );
+        assert_eq!(stages(&r, &tok(150)), s(&["AWSCURRENT"]));
     }
 
     #[test]

@@ -97,13 +97,14 @@ impl Model {
             self.give(AWSPREVIOUS, o);
         }
     }
-    fn gc(&mut self, now: i64) {
+    fn gc(&mut self, _now: i64) {
+        // Unlabelled versions beyond MAX_VERSIONS go oldest first, whatever their age.
         while self.versions.len() > MAX_VERSIONS {
             let victim = self
                 .versions
                 .iter()
                 .enumerate()
-                .filter(|(_, v)| v.labels.is_empty() && now - v.created >= 24 * 3_600_000)
+                .filter(|(_, v)| v.labels.is_empty())
                 .min_by_key(|(_, v)| v.created)
                 .map(|(i, _)| i);
             match victim {

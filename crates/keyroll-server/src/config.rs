@@ -6,6 +6,14 @@
 //! max_connections = 1024
 //! max_body_bytes = 1048576
 //! shutdown_grace_secs = 30
+//! request_deadline_secs = 10         # headers and body of one request, from its first byte
+//! max_pending_connections = 256      # connections without an authenticated request yet
+//! max_unauthenticated_bytes = 16777216  # request bytes buffered before signatures are checked
+//! tls_cert = "/etc/keyroll/cert.pem" # optional: HTTPS on the API listener (with tls_key)
+//! tls_key = "/etc/keyroll/key.pem"
+//! metrics_listen = "127.0.0.1:7151"  # optional: /metrics only there
+//! metrics_token = "..."              # optional: /metrics needs Authorization: Bearer ...
+//! metrics_secret_labels = false      # secret names as metric labels (opt-in)
 //!
 //! [[access_keys]]                    # the IAM user arn:aws:iam::ACCOUNT:user/NAME
 //! name = "ci"                        # required, unique
@@ -49,7 +57,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::credentials::AccessKey;
@@ -204,6 +212,26 @@ pub struct Config {
     pub notify: keyroll_notify::NotifyConfig,
     /// `[audit]`: the tamper-evident audit trail (on by default).
     pub audit: crate::audit::AuditConfig,
+    /// The whole of a request — TLS handshake, headers and body — must arrive within this
+    /// many seconds (for a new connection, counted from its acceptance). Default 10.
+    pub request_deadline_secs: u64,
+    /// Connections that have not yet sent an authenticated request; beyond this, the oldest
+    /// of them is closed. Default 256.
+    pub max_pending_connections: usize,
+    /// Request bytes buffered, all connections together, before their signatures are checked;
+    /// beyond this, requests are refused with 503 until some complete. Default 16 MiB.
+    pub max_unauthenticated_bytes: usize,
+    /// PEM certificate chain for HTTPS on the API listener (needs `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Serves `GET /metrics` on this address only (not on the API listener).
+    pub metrics_listen: Option<String>,
+    /// `GET /metrics` requires `Authorization: Bearer <metrics_token>`.
+    pub metrics_token: Option<SecretString>,
+    /// Secret names as metric labels (per-secret rotation gauges). Off by default: metrics
+    /// then show per-region totals only.
+    pub metrics_secret_labels: bool,
 }
 
 /// How the built-in rotator reaches databases and which passwords it generates.
@@ -258,6 +286,14 @@ impl Default for Config {
             targets: TargetsConfig::default(),
             notify: keyroll_notify::NotifyConfig::default(),
             audit: crate::audit::AuditConfig::default(),
+            request_deadline_secs: 10,
+            max_pending_connections: 256,
+            max_unauthenticated_bytes: 16 * 1024 * 1024,
+            tls_cert: None,
+            tls_key: None,
+            metrics_listen: None,
+            metrics_token: None,
+            metrics_secret_labels: false,
         }
     }
 }
@@ -293,6 +329,38 @@ impl Config {
         if self.max_connections == 0 || self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "max_connections must be at least 1 and max_body_bytes at least 1024".into(),
+            ));
+        }
+        if self.request_deadline_secs == 0 || self.request_deadline_secs > 3600 {
+            return Err(ConfigError::Invalid(
+                "request_deadline_secs must be between 1 and 3600".into(),
+            ));
+        }
+        if self.max_pending_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "max_pending_connections must be at least 1".into(),
+            ));
+        }
+        if self.max_unauthenticated_bytes < self.max_body_bytes {
+            return Err(ConfigError::Invalid(format!(
+                "max_unauthenticated_bytes ({}) must be at least max_body_bytes ({}), or no \
+                 request of the largest allowed size could be read",
+                self.max_unauthenticated_bytes, self.max_body_bytes
+            )));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls_cert and tls_key go together: set both (PEM files) for HTTPS, or neither"
+                    .into(),
+            ));
+        }
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.expose_secret().len() < 16)
+        {
+            return Err(ConfigError::Invalid(
+                "metrics_token must be at least 16 characters (e.g. openssl rand -hex 32)".into(),
             ));
         }
         let s = &self.scheduler;
@@ -429,6 +497,10 @@ impl Config {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
+
+    pub fn request_deadline(&self) -> Duration {
+        Duration::from_secs(self.request_deadline_secs.max(1))
+    }
 }
 
 #[cfg(test)]
@@ -475,6 +547,11 @@ mod tests {
             "[[access_keys]]\naccess_key_id = \"AKIAEXAMPLE0000001\"\nsecret_access_key = \"s\"\nname = \"a\"",
             "[[access_keys]]\naccess_key_id = \"A1\"\nsecret_access_key = \"s\"\nname = \"a\"\nadmin = true\n[[access_keys]]\naccess_key_id = \"A2\"\nsecret_access_key = \"s\"\nname = \"a\"\nadmin = true",
             "[[roles]]\nname = \"r\"\npolicy = \"{}\"\ntrusted = []",
+            "request_deadline_secs = 0",
+            "max_pending_connections = 0",
+            "max_unauthenticated_bytes = 1024",
+            "tls_cert = \"c.pem\"",
+            "metrics_token = \"short\"",
         ] {
             assert!(
                 Config::from_toml(bad, Path::new("k.toml")).is_err(),

@@ -12,7 +12,7 @@ use crate::config::{Config, ConfigError};
 use crate::credentials::{CredentialsError, KeyStore, admin_key, credentials_path};
 use crate::identity::{Principal, aws_shaped_key_id, configured_principals};
 use crate::regions::MemoryRegions;
-use crate::server::{App, RunningServer, ServerError, bind, start};
+use crate::server::{App, RunningServer, ServerError, bind, start_with_metrics};
 
 /// The default listening address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7150";
@@ -47,6 +47,15 @@ pub enum LaunchError {
     Server(#[from] ServerError),
     #[error("notifications: {0} (fix the [notify] section or the KEYROLL_NOTIFY_* variables)")]
     Notify(#[from] keyroll_notify::NotifyConfigError),
+    #[error(
+        "cannot use the TLS certificate {cert} and key {key}: {message} (fix tls_cert / tls_key: \
+         PEM files, the key unencrypted, matching the certificate)"
+    )]
+    Tls {
+        cert: PathBuf,
+        key: PathBuf,
+        message: String,
+    },
     #[error(
         "cannot open the audit trail in {dir}: {source} (fix the directory's ownership or \
          permissions, stop the other keyroll serve using this data directory, or — not \
@@ -83,6 +92,22 @@ impl Launched {
         }
     }
 
+    /// The API listener's address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            Launched::Embedded(s) => s.addr,
+            Launched::Memory(s) => s.addr,
+        }
+    }
+
+    /// Whether the API listener speaks HTTPS.
+    pub fn tls(&self) -> bool {
+        match self {
+            Launched::Embedded(s) => s.app.tls.is_some(),
+            Launched::Memory(s) => s.app.tls.is_some(),
+        }
+    }
+
     pub async fn shutdown(self) {
         match self {
             Launched::Embedded(s) => s.shutdown().await,
@@ -96,6 +121,13 @@ impl Started {
     pub fn banner(&self) -> Vec<String> {
         let url = self.server.url();
         let mut lines = vec![format!("keyroll listening on {url}")];
+        if !self.server.tls() && !loopback_only(self.server.addr()) {
+            lines.push(
+                "WARNING: plaintext HTTP on a non-loopback address — secret values cross the \
+                 network unencrypted; set tls_cert and tls_key"
+                    .into(),
+            );
+        }
         if let Some(f) = &self.config_file {
             lines.push(format!("configuration file: {}", f.display()));
         }
@@ -210,6 +242,48 @@ fn with_audit<R: crate::Regions>(app: App<R>, audit: Option<Arc<Audit>>) -> Arc<
     Arc::new(app)
 }
 
+/// The rustls configuration for `tls_cert` / `tls_key` (PEM: a certificate chain, and a
+/// PKCS#8, PKCS#1 or SEC1 private key).
+pub fn tls_config(
+    cert: &Path,
+    key: &Path,
+) -> Result<Arc<tokio_rustls::rustls::ServerConfig>, LaunchError> {
+    use tokio_rustls::rustls;
+    let fail = |message: String| LaunchError::Tls {
+        cert: cert.into(),
+        key: key.into(),
+        message,
+    };
+    let read =
+        |p: &Path| std::fs::read(p).map_err(|e| fail(format!("cannot read {}: {e}", p.display())));
+    let cert_pem = read(cert)?;
+    let key_pem = read(key)?;
+    let chain = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(format!("the certificate file is not PEM: {e}")))?;
+    if chain.is_empty() {
+        return Err(fail(
+            "the certificate file holds no CERTIFICATE block".into(),
+        ));
+    }
+    let private = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|e| fail(format!("the key file is not PEM: {e}")))?
+        .ok_or_else(|| fail("the key file holds no PRIVATE KEY block".into()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| fail(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(Arc::new(config))
+}
+
+/// Whether `addr` only accepts connections from this host.
+fn loopback_only(addr: std::net::SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
 /// Starts the server described by `opts` (on the system clock).
 pub async fn launch(opts: LaunchOptions) -> Result<Started, LaunchError> {
     launch_with_clock(opts, Arc::new(SystemClock)).await
@@ -249,17 +323,42 @@ pub async fn launch_with_clock(
     let audit = open_audit(&config, &opts.data_dir, clock.clone())?;
     let sts = crate::sts::Sts::from_config(&config, base.as_deref())?;
     let notifier = keyroll_notify::Notifier::from_config(&config.notify.clone().with_env()?)?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
+        _ => None,
+    };
     let listen = opts.listen.clone().or_else(|| config.listen.clone());
     let listener = bind(listen.as_deref().unwrap_or(DEFAULT_LISTEN)).await?;
+    let local = listener.local_addr().map_err(ServerError::LocalAddr)?;
+    if tls.is_none() && !loopback_only(local) {
+        tracing::warn!(
+            listen = %local,
+            "!!! PLAINTEXT ON A NON-LOOPBACK ADDRESS: secret values and signed requests cross \
+             the network unencrypted. Set tls_cert and tls_key in keyroll.toml, or listen on \
+             127.0.0.1 behind a TLS-terminating proxy !!!"
+        );
+    }
+    let metrics_listener = match &config.metrics_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    if config.metrics_listen.is_none() && config.metrics_token.is_none() && !loopback_only(local) {
+        tracing::warn!(
+            listen = %local,
+            "GET /metrics is open to anyone who can reach this address: set metrics_listen \
+             (e.g. 127.0.0.1:7151) or metrics_token"
+        );
+    }
     let server = if opts.in_memory {
         let regions = MemoryRegions::new(config.account.clone(), clock.clone());
-        let app = with_audit(
-            App::with_keys(regions, config, keys, clock)
-                .with_notifier(notifier)
-                .with_sts(sts),
-            audit,
-        );
-        Launched::Memory(start(app, listener, true)?)
+        let mut app = App::with_keys(regions, config, keys, clock)
+            .with_notifier(notifier)
+            .with_sts(sts);
+        if let Some(t) = tls {
+            app = app.with_tls(t);
+        }
+        let app = with_audit(app, audit);
+        Launched::Memory(start_with_metrics(app, listener, metrics_listener, true)?)
     } else {
         let store = EmbeddedStore::open(
             OpenOptions::new(&opts.data_dir)
@@ -270,13 +369,14 @@ pub async fn launch_with_clock(
             dir: opts.data_dir.clone(),
             source,
         })?;
-        let app = with_audit(
-            App::with_keys(store, config, keys, clock)
-                .with_notifier(notifier)
-                .with_sts(sts),
-            audit,
-        );
-        Launched::Embedded(start(app, listener, true)?)
+        let mut app = App::with_keys(store, config, keys, clock)
+            .with_notifier(notifier)
+            .with_sts(sts);
+        if let Some(t) = tls {
+            app = app.with_tls(t);
+        }
+        let app = with_audit(app, audit);
+        Launched::Embedded(start_with_metrics(app, listener, metrics_listener, true)?)
     };
     Ok(Started {
         server,

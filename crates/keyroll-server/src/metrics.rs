@@ -80,6 +80,12 @@ pub struct Metrics {
     pub rotations_in_progress: AtomicI64,
     pub connections_open: AtomicI64,
     pub connections_total: AtomicU64,
+    /// Connections closed without an authenticated request to make room for others
+    /// (`max_pending_connections`, `max_connections`).
+    pub connections_evicted: AtomicU64,
+    /// Connections closed because their first request was not complete within
+    /// `request_deadline_secs`.
+    pub connections_timed_out: AtomicU64,
     started: std::time::Instant,
 }
 
@@ -96,6 +102,8 @@ impl Default for Metrics {
             rotations_in_progress: AtomicI64::new(0),
             connections_open: AtomicI64::new(0),
             connections_total: AtomicU64::new(0),
+            connections_evicted: AtomicU64::new(0),
+            connections_timed_out: AtomicU64::new(0),
             started: std::time::Instant::now(),
         }
     }
@@ -148,8 +156,10 @@ impl Metrics {
         self.step_sum_us[i].fetch_add(elapsed.as_micros() as u64, Relaxed);
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self, secrets: &[SecretGauge<'_>]) -> String {
+    /// The Prometheus text exposition. Secret names appear as labels only with
+    /// `secret_labels` (`metrics_secret_labels`); otherwise per-region totals stand in for
+    /// the per-secret gauges.
+    pub fn render(&self, secrets: &[SecretGauge<'_>], secret_labels: bool) -> String {
         let mut o = String::with_capacity(16 * 1024);
         let _ = writeln!(
             o,
@@ -288,6 +298,23 @@ impl Metrics {
             "keyroll_connections_total {}",
             self.connections_total.load(Relaxed)
         );
+        let _ = writeln!(
+            o,
+            "# HELP keyroll_connections_closed_total Connections closed before any request on \
+             them was authenticated, by reason (evicted: to make room; deadline: \
+             request_deadline_secs)."
+        );
+        let _ = writeln!(o, "# TYPE keyroll_connections_closed_total counter");
+        let _ = writeln!(
+            o,
+            "keyroll_connections_closed_total{{reason=\"evicted\"}} {}",
+            self.connections_evicted.load(Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "keyroll_connections_closed_total{{reason=\"deadline\"}} {}",
+            self.connections_timed_out.load(Relaxed)
+        );
         let _ = writeln!(o, "# TYPE keyroll_uptime_seconds gauge");
         let _ = writeln!(
             o,
@@ -307,36 +334,77 @@ impl Metrics {
         for (r, n) in per_region {
             let _ = writeln!(o, "keyroll_secrets{{region=\"{}\"}} {n}", escape(r));
         }
-        let _ = writeln!(
-            o,
-            "# HELP keyroll_secret_seconds_since_last_rotation Seconds since the secret's last \
-             successful rotation (or its creation, if never rotated), for secrets with rotation \
-             enabled."
-        );
-        let _ = writeln!(o, "# TYPE keyroll_secret_seconds_since_last_rotation gauge");
-        for s in secrets.iter().filter(|s| s.rotation_enabled) {
-            if let Some(age) = s.seconds_since_rotation {
-                let _ = writeln!(
-                    o,
-                    "keyroll_secret_seconds_since_last_rotation{{region=\"{}\",secret=\"{}\"}} {age:.3}",
-                    escape(s.region),
-                    escape(s.name)
-                );
-            }
-        }
-        let _ = writeln!(
-            o,
-            "# HELP keyroll_secret_rotation_failing 1 when the secret's last rotation failed."
-        );
-        let _ = writeln!(o, "# TYPE keyroll_secret_rotation_failing gauge");
-        for s in secrets.iter().filter(|s| s.rotation_enabled) {
+        if secret_labels {
             let _ = writeln!(
                 o,
-                "keyroll_secret_rotation_failing{{region=\"{}\",secret=\"{}\"}} {}",
-                escape(s.region),
-                escape(s.name),
-                u8::from(s.failing)
+                "# HELP keyroll_secret_seconds_since_last_rotation Seconds since the secret's last \
+                 successful rotation (or its creation, if never rotated), for secrets with rotation \
+                 enabled."
             );
+            let _ = writeln!(o, "# TYPE keyroll_secret_seconds_since_last_rotation gauge");
+            for s in secrets.iter().filter(|s| s.rotation_enabled) {
+                if let Some(age) = s.seconds_since_rotation {
+                    let _ = writeln!(
+                        o,
+                        "keyroll_secret_seconds_since_last_rotation{{region=\"{}\",secret=\"{}\"}} {age:.3}",
+                        escape(s.region),
+                        escape(s.name)
+                    );
+                }
+            }
+            let _ = writeln!(
+                o,
+                "# HELP keyroll_secret_rotation_failing 1 when the secret's last rotation failed."
+            );
+            let _ = writeln!(o, "# TYPE keyroll_secret_rotation_failing gauge");
+            for s in secrets.iter().filter(|s| s.rotation_enabled) {
+                let _ = writeln!(
+                    o,
+                    "keyroll_secret_rotation_failing{{region=\"{}\",secret=\"{}\"}} {}",
+                    escape(s.region),
+                    escape(s.name),
+                    u8::from(s.failing)
+                );
+            }
+        } else {
+            let _ = writeln!(
+                o,
+                "# HELP keyroll_oldest_rotation_seconds Per region, the longest time since a \
+                 secret with rotation enabled was last rotated (or created). Per-secret gauges: \
+                 metrics_secret_labels = true."
+            );
+            let _ = writeln!(o, "# TYPE keyroll_oldest_rotation_seconds gauge");
+            let mut oldest: Vec<(&str, f64, u64)> = Vec::new();
+            for s in secrets.iter().filter(|s| s.rotation_enabled) {
+                let age = s.seconds_since_rotation.unwrap_or(0.0);
+                match oldest.iter_mut().find(|(r, _, _)| *r == s.region) {
+                    Some((_, a, f)) => {
+                        *a = a.max(age);
+                        *f += u64::from(s.failing);
+                    }
+                    None => oldest.push((s.region, age, u64::from(s.failing))),
+                }
+            }
+            for (r, age, _) in &oldest {
+                let _ = writeln!(
+                    o,
+                    "keyroll_oldest_rotation_seconds{{region=\"{}\"}} {age:.3}",
+                    escape(r)
+                );
+            }
+            let _ = writeln!(
+                o,
+                "# HELP keyroll_secrets_rotation_failing Per region, secrets whose last rotation \
+                 failed."
+            );
+            let _ = writeln!(o, "# TYPE keyroll_secrets_rotation_failing gauge");
+            for (r, _, failing) in &oldest {
+                let _ = writeln!(
+                    o,
+                    "keyroll_secrets_rotation_failing{{region=\"{}\"}} {failing}",
+                    escape(r)
+                );
+            }
         }
         o
     }

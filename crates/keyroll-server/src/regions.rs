@@ -65,6 +65,64 @@ impl Regions for MemoryRegions {
     }
 }
 
+/// AWS's regions (commercial, GovCloud, China, European Sovereign Cloud): the only region
+/// names a request may create a namespace for, so that a caller cannot make the server hold
+/// an unbounded number of them.
+pub const AWS_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eusc-de-east-1",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-west-1",
+    "us-west-2",
+];
+
+/// Whether `name` is one of [`AWS_REGIONS`].
+pub fn is_aws_region(name: &str) -> bool {
+    AWS_REGIONS.binary_search(&name).is_ok()
+}
+
+fn unknown_region(name: &str) -> SmError {
+    let shown: String = name.chars().take(64).collect();
+    SmError::InvalidParameter(format!(
+        "{shown:?} is not an AWS region. Use one of AWS's region names, e.g. us-east-1 or \
+         eu-west-1 (the region of your client's configuration, AWS_REGION or --region)."
+    ))
+}
+
 /// Services by region, opened once and shared.
 pub struct Store<R: Regions> {
     regions: R,
@@ -86,6 +144,26 @@ impl<R: Regions> Store<R> {
     }
 
     pub fn region(&self, name: &str) -> Result<Service<R>, SmError> {
+        if name.starts_with('_') {
+            // keyroll's internal namespaces are reached through `internal_region` only.
+            return Err(unknown_region(name));
+        }
+        self.open_region(name, false)
+    }
+
+    /// One of keyroll's own namespaces (`_…`, e.g. STS sessions): never a request's region
+    /// (SigV4 scopes cannot name it, and [`Store::region`] refuses it), never listed by
+    /// [`Store::all`].
+    pub fn internal_region(&self, name: &str) -> Result<Service<R>, SmError> {
+        if !name.starts_with('_') {
+            return Err(SmError::InternalServiceError(format!(
+                "{name:?} is not an internal region name (they start with '_')"
+            )));
+        }
+        self.open_region(name, true)
+    }
+
+    fn open_region(&self, name: &str, internal: bool) -> Result<Service<R>, SmError> {
         if let Some(s) = self
             .cache
             .read()
@@ -93,6 +171,11 @@ impl<R: Regions> Store<R> {
             .get(name)
         {
             return Ok(s.clone());
+        }
+        // Regions outside AWS's list stay reachable only if the store already holds secrets
+        // there (written before this check existed).
+        if !internal && !is_aws_region(name) && !self.regions.known()?.iter().any(|k| k == name) {
+            return Err(unknown_region(name));
         }
         let mut w = self.cache.write().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = w.get(name) {
@@ -174,5 +257,34 @@ impl Regions for keyroll_store::embedded::EmbeddedStore {
     fn known(&self) -> Result<Vec<String>, SmError> {
         self.regions()
             .map_err(|e| SmError::InternalServiceError(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_list_is_sorted_and_well_formed() {
+        assert!(AWS_REGIONS.windows(2).all(|w| w[0] < w[1]));
+        assert!(AWS_REGIONS.iter().all(|r| {
+            r.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        }));
+        assert!(is_aws_region("us-east-1") && is_aws_region("eu-west-3"));
+        assert!(!is_aws_region("us-east-9") && !is_aws_region("attacker-1"));
+    }
+
+    #[test]
+    fn only_aws_regions_open_new_namespaces() {
+        let clock: Arc<dyn Clock> = Arc::new(keyroll_core::time::SystemClock);
+        let store = Store::new(MemoryRegions::new("000000000000", clock));
+        assert!(store.region("eu-west-1").is_ok());
+        for bad in ["zz-fake-1", "x", ""] {
+            let e = store.region(bad).err().expect("refused");
+            assert_eq!(e.aws_type(), "InvalidParameterException");
+            assert!(e.message().contains("us-east-1"), "{e}");
+        }
+        assert_eq!(store.all().unwrap().len(), 1);
     }
 }

@@ -388,6 +388,14 @@ fn signing_key(store: u64, key: &AccessKey, date: &str, region: &str, service: &
     })
 }
 
+/// The first header present in the request that AWS requires to be signed (`x-amz-*`,
+/// including `X-Amz-Target`, and `Content-Type`) but that `signed` does not list.
+fn unsigned_required_header<'a>(headers: &'a HeaderMap, signed: &[&str]) -> Option<&'a str> {
+    headers.keys().map(http::HeaderName::as_str).find(|name| {
+        (name.starts_with("x-amz-") || *name == "content-type") && !signed.contains(name)
+    })
+}
+
 /// A region name as it may appear in a credential scope.
 fn valid_region(r: &str) -> bool {
     !r.is_empty()
@@ -426,16 +434,27 @@ pub fn verify(
     verify_for(SERVICE, method, uri, headers, body, keys, now)
 }
 
-/// Verifies a request's SigV4 signature scoped to `service` (`secretsmanager` or `sts`).
-pub fn verify_for(
-    service: &str,
-    method: &http::Method,
-    uri: &http::Uri,
-    headers: &HeaderMap,
-    body: &[u8],
+/// Checks what a request's headers alone can show — an `Authorization` header that parses,
+/// a date within the skew window, a known access key with its session token — before its
+/// body is read, so that requests which cannot be authenticated are refused without
+/// buffering anything. The credential scope's service is checked later by [`verify_for`].
+pub fn precheck(headers: &HeaderMap, keys: &KeyStore, now: Timestamp) -> Result<(), AuthError> {
+    check_headers(None, headers, keys, now).map(|_| ())
+}
+
+/// What [`check_headers`] found.
+struct Checked<'a> {
+    a: Authorization<'a>,
+    amz_date: String,
+    credential: std::sync::Arc<crate::credentials::Credential>,
+}
+
+fn check_headers<'a>(
+    service: Option<&str>,
+    headers: &'a HeaderMap,
     keys: &KeyStore,
     now: Timestamp,
-) -> Result<Caller, AuthError> {
+) -> Result<Checked<'a>, AuthError> {
     let Some(auth) = headers.get(http::header::AUTHORIZATION) else {
         return Err(AuthError::Missing("Missing Authentication Token".into()));
     };
@@ -453,7 +472,9 @@ pub fn verify_for(
                 + "'.",
         ));
     }
-    if a.service != service {
+    if let Some(service) = service
+        && a.service != service
+    {
         return Err(AuthError::Invalid(format!(
             "Credential should be scoped to correct service: '{service}'. "
         )));
@@ -504,11 +525,41 @@ pub fn verify_for(
         )));
     }
 
+    Ok(Checked {
+        a,
+        amz_date,
+        credential,
+    })
+}
+
+/// Verifies a request's SigV4 signature scoped to `service` (`secretsmanager` or `sts`).
+pub fn verify_for(
+    service: &str,
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    keys: &KeyStore,
+    now: Timestamp,
+) -> Result<Caller, AuthError> {
+    let Checked {
+        a,
+        amz_date,
+        credential,
+    } = check_headers(Some(service), headers, keys, now)?;
+    let key = &credential.key;
     let signed: Vec<&str> = a.signed_headers.split(';').collect();
     if !signed.contains(&"host") {
         return Err(AuthError::Invalid(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".into(),
         ));
+    }
+    if let Some(name) = unsigned_required_header(headers, &signed) {
+        return Err(AuthError::Invalid(format!(
+            "The request's '{name}' header is not signed: every x-amz-* header, X-Amz-Target \
+             and Content-Type must be listed in SignedHeaders and covered by the signature \
+             (AWS SDKs and the AWS CLI do this; sign it in your client)."
+        )));
     }
     let body_hex = hex64(&Sha256::digest(body));
     let body_hash = std::str::from_utf8(&body_hex).unwrap_or_default();
@@ -807,6 +858,53 @@ mod tests {
             verify(&m, &u, &h4, &b, &store, now).unwrap_err().aws_type(),
             "IncompleteSignatureException"
         );
+    }
+
+    #[test]
+    fn amz_headers_and_content_type_must_be_signed() {
+        let k = key();
+        let store = KeyStore::new(vec![k.clone()]);
+        let now = Timestamp::from_secs(1_800_000_000);
+        let body = br#"{"SecretId":"x"}"#.to_vec();
+        // Signed without X-Amz-Target, Content-Type or x-amz-user-agent; then each is added.
+        let signed_only = [("x-amz-user-agent", "aws-sdk-rust/1.0")];
+        let mut base = HeaderMap::new();
+        base.insert("host", "127.0.0.1:7150".parse().unwrap());
+        base.insert("x-amz-user-agent", "aws-sdk-rust/1.0".parse().unwrap());
+        for (n, v) in sign(
+            "POST",
+            "127.0.0.1:7150",
+            "/",
+            &signed_only,
+            &body,
+            &k,
+            "eu-west-1",
+            now,
+        ) {
+            base.insert(
+                http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        let (m, u) = (http::Method::POST, "/".parse::<http::Uri>().unwrap());
+        assert!(verify(&m, &u, &base, &body, &store, now).is_ok());
+        for (name, value) in [
+            ("x-amz-target", "secretsmanager.DeleteSecret"),
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+            ("x-amz-meta-anything", "1"),
+        ] {
+            let mut h = base.clone();
+            h.insert(name, value.parse().unwrap());
+            let e = verify(&m, &u, &h, &body, &store, now).unwrap_err();
+            assert_eq!(e.aws_type(), "InvalidSignatureException", "{name}");
+            assert!(e.to_string().contains(name), "{e}");
+        }
+        // Headers outside the rule may stay unsigned.
+        let mut h = base.clone();
+        h.insert("user-agent", "curl".parse().unwrap());
+        h.insert("x-amzn-trace-id", "Root=1".parse().unwrap());
+        assert!(verify(&m, &u, &h, &body, &store, now).is_ok());
     }
 
     #[test]

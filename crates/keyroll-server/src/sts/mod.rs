@@ -211,12 +211,20 @@ pub async fn handle<R: Regions>(
     parts: &http::request::Parts,
     body: &[u8],
     request_id: &str,
+    early: Option<sigv4::AuthError>,
 ) -> (Resp, StsAudit) {
     let mut audit = StsAudit {
         request_parameters: Value::Null,
         ..Default::default()
     };
-    let result = run(app, peer, parts, body, request_id, &mut audit).await;
+    let result = match early {
+        // Refused from its headers alone (the body was not read).
+        Some(e) => {
+            app.metrics.auth_failure(e.aws_type());
+            Err(e.into())
+        }
+        None => run(app, peer, parts, body, request_id, &mut audit).await,
+    };
     let resp = match result {
         Ok(xml) => xml::xml_response(http::StatusCode::OK, xml, request_id),
         Err(e) => {

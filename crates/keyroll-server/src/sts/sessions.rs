@@ -164,7 +164,7 @@ pub async fn issue<R: Regions>(
     );
     let svc = app
         .store
-        .region(INTERNAL_REGION)
+        .internal_region(INTERNAL_REGION)
         .map_err(|e| StsError::internal(format!("cannot open the session store: {e}")))?;
     let req = CreateSecretRequest {
         name: format!("{NAME_PREFIX}{}", key.access_key_id),
@@ -243,7 +243,7 @@ fn expiry_of(tags: &[Tag]) -> Option<i64> {
 pub async fn restore<R: Regions>(app: &App<R>, now: i64) -> Result<usize, StsError> {
     let svc = app
         .store
-        .region(INTERNAL_REGION)
+        .internal_region(INTERNAL_REGION)
         .map_err(|e| StsError::internal(format!("cannot open the session store: {e}")))?;
     let mut names = Vec::new();
     svc.backend()
@@ -322,7 +322,7 @@ pub async fn purge<R: Regions>(app: &App<R>, now: i64) -> Result<usize, StsError
     app.keys.purge_expired(now);
     let svc = app
         .store
-        .region(INTERNAL_REGION)
+        .internal_region(INTERNAL_REGION)
         .map_err(|e| StsError::internal(format!("cannot open the session store: {e}")))?;
     let mut expired = Vec::new();
     svc.backend()

@@ -199,9 +199,53 @@ fn read_state(conn: &Connection, db: &Path) -> Result<DbState, StoreError> {
     })
 }
 
+/// Creates the database file with mode 0600 before SQLite does (SQLite would use 0644 less
+/// the umask, and gives `-wal` and `-shm` the database file's mode), and restricts an existing
+/// database, `-wal` and `-shm` to 0600.
+fn private_files(db: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::DataDir { path, source }
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(db)
+        .map_err(fail(db))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        let p = std::path::PathBuf::from(p);
+        match std::fs::metadata(&p) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                // Not this user's file (e.g. a store shared through its group): warn, as for
+                // the data directory, rather than refuse to open it.
+                if let Err(e) = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                {
+                    tracing::warn!(
+                        file = %p.display(),
+                        mode = format!("{:o}", m.permissions().mode() & 0o777),
+                        error = %e,
+                        "this store file is accessible to other users and could not be \
+                         restricted; restrict it with chmod 600"
+                    );
+                }
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail(&p)(e)),
+        }
+    }
+    Ok(())
+}
+
 /// Opens a read-write connection with keyroll's settings: WAL, `synchronous=FULL` (the log
 /// is fsynced at every commit), a busy timeout, no trusted schema.
 pub fn open_rw(db: &Path) -> Result<Connection, StoreError> {
+    private_files(db)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -274,6 +318,26 @@ pub fn migrate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_wal_and_shm_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("keyroll.db");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let conn = open_rw(&db).unwrap();
+        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let p = dir.path().join(format!("keyroll.db{suffix}"));
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+        drop(conn);
+        // An existing database readable by others is restricted at the next open.
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _conn = open_rw(&db).unwrap();
+        assert_eq!(mode(&db), 0o600);
+    }
 
     #[test]
     fn uris_escape_special_characters() {
