@@ -88,6 +88,52 @@ pub struct AuditRecord {
     pub previous_record_sha256: String,
 }
 
+/// A random (version 4) UUID for `eventID`. Event ids must be unique, not secret: they are
+/// drawn from a per-thread xoshiro256** generator seeded once from the OS, instead of one
+/// `getrandom` system call per record (one record per API request).
+fn event_id() -> Uuid {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<[u64; 4]> = Cell::new(seed());
+    }
+    fn seed() -> [u64; 4] {
+        let mut b = [0u8; 32];
+        if getrandom::fill(&mut b).is_err() {
+            // No OS randomness: fall back to the clock and thread (ids stay unique in practice).
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            b[..16].copy_from_slice(&t.to_le_bytes());
+        }
+        let mut s = [0u64; 4];
+        for (i, chunk) in b.chunks_exact(8).enumerate() {
+            s[i] = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])) | 1;
+        }
+        s
+    }
+    fn next(s: &mut [u64; 4]) -> u64 {
+        let result = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        result
+    }
+    STATE.with(|cell| {
+        let mut s = cell.get();
+        let (a, b) = (next(&mut s), next(&mut s));
+        cell.set(s);
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&a.to_le_bytes());
+        bytes[8..].copy_from_slice(&b.to_le_bytes());
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    })
+}
+
 impl AuditRecord {
     /// A record of an API request (`eventType` `AwsApiCall`) with a fresh `eventID`; the
     /// caller fills in identity, region, parameters, resources and result.
@@ -111,7 +157,7 @@ impl AuditRecord {
             response_elements: Value::Null,
             service_event_details: None,
             request_id: None,
-            event_id: Uuid::new_v4(),
+            event_id: event_id(),
             read_only: None,
             resources: Vec::new(),
             event_type: API_CALL.to_string(),
@@ -373,6 +419,13 @@ pub(crate) mod seconds {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn event_ids_are_version_4_and_distinct() {
+        let ids: std::collections::HashSet<Uuid> = (0..10_000).map(|_| event_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        assert!(ids.iter().all(|u| u.get_version_num() == 4));
+    }
 
     #[test]
     fn serialises_with_cloudtrail_field_names_and_omits_none() {

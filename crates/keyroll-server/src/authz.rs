@@ -244,8 +244,15 @@ impl Context for RequestContext<'_> {
         if let Some(tag) = strip_prefix_ci(key, "aws:RequestTag/") {
             return tag_value(request_tags(params), tag);
         }
-        let k = key.to_ascii_lowercase();
-        match k.as_str() {
+        // Lower-case the key on the stack (no allocation per condition): every key below is
+        // shorter than 64 bytes, so a longer one is none of them.
+        let mut buf = [0u8; 64];
+        let Some(lower) = buf.get_mut(..key.len()) else {
+            return None;
+        };
+        lower.copy_from_slice(key.as_bytes());
+        lower.make_ascii_lowercase();
+        match std::str::from_utf8(lower).unwrap_or("") {
             "aws:username" => p.username().map(|u| CtxValue::One(Cow::Borrowed(u))),
             "aws:userid" => one(p.user_id.as_str()),
             "aws:principalarn" => match &p.kind {
