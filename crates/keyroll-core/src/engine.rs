@@ -31,9 +31,20 @@ pub enum StepError {
         class: &'static str,
         message: String,
     },
-    /// [`RotateOptions::cancel`] was set before this step began.
-    #[error("the rotation was cancelled before this step")]
-    Cancelled,
+    /// [`RotateOptions::cancel`] was set before setSecret began.
+    #[error(
+        "the rotation was cancelled before {0} changed anything; AWSCURRENT is unchanged and \
+         the pending version was discarded"
+    )]
+    Cancelled(Step),
+    /// The step did not finish within its deadline ([`RotateOptions::step_timeout`] or what
+    /// was left of [`RotateOptions::rotation_timeout`]).
+    #[error(
+        "{step} did not finish within {}s and was stopped; find what blocks it (e.g. a \
+         database lock held on the user's role) or raise the step and rotation timeouts",
+        .after.as_secs_f64()
+    )]
+    TimedOut { step: Step, after: Duration },
 }
 
 impl StepError {
@@ -44,7 +55,8 @@ impl StepError {
             StepError::Target(t) => t.class(),
             StepError::Store(_) => "StoreError",
             StepError::Function { class, .. } => class,
-            StepError::Cancelled => "Cancelled",
+            StepError::Cancelled(_) => crate::model::CANCELLED,
+            StepError::TimedOut { .. } => "Timeout",
         }
     }
 }
@@ -115,6 +127,35 @@ pub async fn run_step(
     run_step_checked(store, target, step, secret_id, token, Check::Full, true).await
 }
 
+/// [`run_step`] bounded by `limit`: a step still running then is stopped and fails with
+/// [`StepError::TimedOut`] (every step is idempotent, so the next attempt carries it on).
+pub async fn run_step_within(
+    store: &dyn SecretsApi,
+    target: &dyn Target,
+    step: Step,
+    secret_id: &str,
+    token: &str,
+    limit: Option<Duration>,
+) -> Result<(), StepError> {
+    bounded(step, limit, run_step(store, target, step, secret_id, token)).await
+}
+
+/// Runs `f` for at most `limit`.
+async fn bounded(
+    step: Step,
+    limit: Option<Duration>,
+    f: impl std::future::Future<Output = Result<(), StepError>>,
+) -> Result<(), StepError> {
+    match limit {
+        None => f.await,
+        Some(after) if after.is_zero() => Err(StepError::TimedOut { step, after }),
+        Some(after) => match tokio::time::timeout(after, f).await {
+            Ok(r) => r,
+            Err(_) => Err(StepError::TimedOut { step, after }),
+        },
+    }
+}
+
 async fn run_step_checked(
     store: &dyn SecretsApi,
     target: &dyn Target,
@@ -144,6 +185,15 @@ async fn run_step_checked(
             )));
         }
         Some(stages) if stages.iter().any(|s| s == AWSCURRENT) => {
+            if step == Step::Finish && stages.iter().any(|s| s == AWSPENDING) {
+                // Promoted, but the clean-up after the promotion (revoking or deactivating
+                // what the previous version held) has not succeeded yet: retry it.
+                let arn = desc.arn.clone();
+                let ctx = StepContext::new(store, step, &arn, token, &desc);
+                tracing::info!(secret = %arn, version = token, "finishSecret: retrying the clean-up of the previous version");
+                target.finish(&ctx).await?;
+                return Ok(());
+            }
             tracing::info!(secret = %desc.arn, version = token, %step, "version already AWSCURRENT; nothing to do");
             return Ok(());
         }
@@ -257,9 +307,33 @@ pub struct RotateOptions {
     /// service that owns the rotation configuration (`keyroll rotate --store aws` against
     /// real Secrets Manager, where enabling rotation means naming a Lambda function).
     pub allow_rotation_disabled: bool,
-    /// Checked before each step: once set, the rotation stops there and fails with
-    /// [`StepError::Cancelled`] (`CancelRotateSecret` in `keyroll serve`).
+    /// `CancelRotateSecret` in `keyroll serve`: checked before `createSecret` and before
+    /// `setSecret`. Set then, the rotation stops with [`StepError::Cancelled`] and its pending
+    /// version is discarded. Once setSecret has begun it is ignored: the target may hold the
+    /// pending credential only, so the rotation goes on to finish.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// The longest one step may run; a step still running then fails with
+    /// [`StepError::TimedOut`].
+    pub step_timeout: Option<Duration>,
+    /// The longest the whole rotation may run: each step gets at most what is left.
+    pub rotation_timeout: Option<Duration>,
+}
+
+impl RotateOptions {
+    /// The time step `step` may take, given the rotation's deadline.
+    fn limit(&self, deadline: Option<Instant>) -> Option<Duration> {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        match (self.step_timeout, left) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
+    }
 }
 
 /// After a rotation function's `finishSecret`: `AWSCURRENT` must be on `token`.
@@ -329,9 +403,60 @@ pub async fn rotate(
     .await
 }
 
+/// One step by `runner`, bounded by `limit`.
+#[allow(clippy::too_many_arguments)]
+async fn run_one(
+    store: &dyn RotationStore,
+    runner: StepRunner<'_>,
+    step: Step,
+    arn: &str,
+    token: &str,
+    check: Check,
+    require_enabled: bool,
+    limit: Option<Duration>,
+) -> Result<(), StepError> {
+    let work = async {
+        match runner {
+            StepRunner::Builtin(target) => {
+                run_step_checked(store, target, step, arn, token, check, require_enabled).await
+            }
+            StepRunner::Function(f) => match f.invoke(step, arn, token).await {
+                Ok(()) if step == Step::Finish => ensure_promoted(store, arn, token).await,
+                r => r,
+            },
+        }
+    };
+    bounded(step, limit, work).await
+}
+
+/// Records a failed run (logging, not failing, when the store refuses).
+async fn record_failure(
+    store: &dyn RotationStore,
+    arn: &str,
+    status: RotationStatus,
+    step: Step,
+    error: &StepError,
+) {
+    tracing::warn!(secret = %arn, version = %status.version_id, %step, class = error.class(), error = %error, "rotation step failed");
+    let status = status.failed(
+        step,
+        error.class().to_string(),
+        error.to_string(),
+        store.now(),
+    );
+    if let Err(e) = store.record_rotation_status(arn, status).await {
+        tracing::error!(secret = %arn, error = %e, "could not record the failed rotation");
+    }
+}
+
 /// [`rotate`] with the steps carried out by `runner`: keyroll's own over a target, or a
 /// [`RotationFunction`]. A function's `finishSecret` must have moved `AWSCURRENT` to the new
 /// version; the rotation fails at `finishSecret` (class `FinishIncomplete`) otherwise.
+///
+/// An unfinished rotation is always carried on, never started over: a pending version that
+/// was promoted but not cleaned up gets its clean-up (the target's `finish`, e.g. revoking the
+/// previous credential) retried until it succeeds; a pending version whose setSecret may have
+/// begun is resumed even if rotation was disabled meanwhile.
 pub async fn rotate_with(
     store: &dyn RotationStore,
     runner: StepRunner<'_>,
@@ -340,6 +465,7 @@ pub async fn rotate_with(
     observer: &dyn RotationObserver,
 ) -> Result<RotationReport, RotationError> {
     let started = Instant::now();
+    let deadline = opts.rotation_timeout.map(|d| started + d);
     let desc = store
         .describe_secret(SecretIdRequest {
             secret_id: secret_id.into(),
@@ -360,49 +486,74 @@ pub async fn rotate_with(
     if desc.deleted_date.is_some() {
         return Err(SmError::marked_for_deletion().into());
     }
-    if desc.rotation_enabled != Some(true) && !opts.allow_rotation_disabled {
+    let last = desc.keyroll_rotation_status.as_ref();
+    let mut stale = desc.holder(AWSPENDING).map(str::to_string);
+    let promoted = stale.as_deref().is_some_and(|p| {
+        desc.stages_of(p)
+            .is_some_and(|s| s.iter().any(|x| x == AWSCURRENT))
+    });
+    // The target may already hold the pending credential: the rotation must finish.
+    let mut committed = promoted
+        || stale
+            .as_deref()
+            .is_some_and(|p| last.is_some_and(|s| s.may_have_changed_target(p)));
+    if desc.rotation_enabled != Some(true) && !opts.allow_rotation_disabled && !committed {
         return Err(RotationError::NotEnabled {
             secret: desc.name.clone(),
         });
     }
+    let require_enabled = !opts.allow_rotation_disabled;
 
-    let mut stale = desc.holder(AWSPENDING).map(str::to_string);
-    if let Some(p) = &stale {
-        if desc
-            .stages_of(p)
-            .is_some_and(|s| s.iter().any(|x| x == AWSCURRENT))
-        {
-            // A previous run promoted the version but stopped before cleaning up: that
-            // rotation is complete once AWSPENDING is removed.
-            observer.started(&arn, p, true);
-            store.complete_rotation(&arn, p).await?;
-            return Ok(RotationReport {
-                arn,
-                name: desc.name,
-                version_id: p.clone(),
-                resumed: true,
-                steps: Vec::new(),
-                total: started.elapsed(),
+    if let (Some(p), true) = (&stale, promoted) {
+        // A previous run promoted the version but stopped before cleaning up: retry the
+        // clean-up, then the rotation is complete once AWSPENDING is removed.
+        observer.started(&arn, p, true);
+        let status = RotationStatus::begin(p, store.now(), last);
+        observer.step_started(Step::Finish);
+        let t = Instant::now();
+        let result = run_one(
+            store,
+            runner,
+            Step::Finish,
+            &arn,
+            p,
+            Check::Full,
+            false,
+            opts.limit(deadline),
+        )
+        .await;
+        let elapsed = t.elapsed();
+        observer.step_finished(Step::Finish, elapsed, result.as_ref().err());
+        if let Err(error) = result {
+            record_failure(store, &arn, status, Step::Finish, &error).await;
+            return Err(RotationError::Step {
+                step: Step::Finish,
+                token: p.clone(),
+                error,
             });
-        } else if opts.discard_pending {
-            tracing::warn!(secret = %arn, version = %p, "discarding a stale AWSPENDING version");
-            store
-                .update_secret_version_stage(UpdateSecretVersionStageRequest {
-                    secret_id: arn.clone(),
-                    version_stage: AWSPENDING.into(),
-                    remove_from_version_id: Some(p.clone()),
-                    move_to_version_id: None,
-                })
-                .await?;
-            stale = None;
         }
+        store.complete_rotation(&arn, p).await?;
+        return Ok(RotationReport {
+            arn,
+            name: desc.name,
+            version_id: p.clone(),
+            resumed: true,
+            steps: vec![(Step::Finish, elapsed)],
+            total: started.elapsed(),
+        });
+    }
+    if let (Some(p), true) = (&stale, opts.discard_pending) {
+        tracing::warn!(secret = %arn, version = %p, "discarding a stale AWSPENDING version");
+        discard(store, &arn, p).await?;
+        stale = None;
+        committed = false;
     }
     let resumed = stale.is_some();
     let token = match stale {
         Some(t) => t,
         None => opts.token.clone().unwrap_or_else(crate::ids::new_token),
     };
-    let status = RotationStatus::begin(&token, store.now(), desc.keyroll_rotation_status.as_ref());
+    let status = RotationStatus::begin(&token, store.now(), last);
     let check = if resumed {
         store.record_rotation_status(&arn, status.clone()).await?;
         Check::Full
@@ -421,42 +572,33 @@ pub async fn rotate_with(
     for step in Step::ALL {
         observer.step_started(step);
         let t = Instant::now();
-        let cancelled = opts
-            .cancel
-            .as_ref()
-            .is_some_and(|c| c.load(Ordering::SeqCst));
-        let result = match runner {
-            _ if cancelled => Err(StepError::Cancelled),
-            StepRunner::Builtin(target) => {
-                run_step_checked(
-                    store,
-                    target,
-                    step,
-                    &arn,
-                    &token,
-                    check,
-                    !opts.allow_rotation_disabled,
-                )
-                .await
+        let result = if !committed && opts.cancelled() {
+            Err(StepError::Cancelled(step))
+        } else {
+            if step == Step::Set {
+                committed = true;
             }
-            StepRunner::Function(f) => match f.invoke(step, &arn, &token).await {
-                Ok(()) if step == Step::Finish => ensure_promoted(store, &arn, &token).await,
-                r => r,
-            },
+            run_one(
+                store,
+                runner,
+                step,
+                &arn,
+                &token,
+                check,
+                require_enabled && !committed,
+                opts.limit(deadline),
+            )
+            .await
         };
         let elapsed = t.elapsed();
         observer.step_finished(step, elapsed, result.as_ref().err());
         if let Err(error) = result {
-            tracing::warn!(secret = %arn, version = %token, %step, class = error.class(), error = %error, "rotation step failed");
-            let status = status.failed(
-                step,
-                error.class().to_string(),
-                error.to_string(),
-                store.now(),
-            );
-            if let Err(e) = store.record_rotation_status(&arn, status).await {
-                tracing::error!(secret = %arn, error = %e, "could not record the failed rotation");
+            if matches!(error, StepError::Cancelled(_))
+                && let Err(e) = discard(store, &arn, &token).await
+            {
+                tracing::warn!(secret = %arn, version = %token, error = %e, "could not discard the cancelled rotation's pending version");
             }
+            record_failure(store, &arn, status, step, &error).await;
             return Err(RotationError::Step { step, token, error });
         }
         steps.push((step, elapsed));
@@ -470,4 +612,25 @@ pub async fn rotate_with(
         steps,
         total: started.elapsed(),
     })
+}
+
+/// Removes `AWSPENDING` from `token` (a version the target never accepted).
+async fn discard(store: &dyn RotationStore, arn: &str, token: &str) -> Result<(), SmError> {
+    let desc = store
+        .describe_secret(SecretIdRequest {
+            secret_id: arn.into(),
+        })
+        .await?;
+    if desc.holder(AWSPENDING) != Some(token) {
+        return Ok(());
+    }
+    store
+        .update_secret_version_stage(UpdateSecretVersionStageRequest {
+            secret_id: arn.into(),
+            version_stage: AWSPENDING.into(),
+            remove_from_version_id: Some(token.into()),
+            move_to_version_id: None,
+        })
+        .await?;
+    Ok(())
 }
