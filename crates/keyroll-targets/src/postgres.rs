@@ -277,7 +277,7 @@ impl Dialect for Postgres {
             .password(login.password.expose_secret())
             .dbname(login.dbname.unwrap_or("postgres"))
             .application_name("keyroll")
-            .options(&session_options(io.cfg.statement_timeout))
+            .options(session_options(io.cfg.statement_timeout))
             .connect_timeout(io.cfg.connect_timeout);
         let used = Arc::new(AtomicBool::new(false));
         let (mode, config) = match tls {
