@@ -294,6 +294,14 @@ pub enum StepRunner<'a> {
     Function(&'a dyn RotationFunction),
 }
 
+/// The step deadline drivers use unless configured otherwise: long enough for IAM's
+/// eventual consistency (testSecret retries for up to 60 s), short enough that a statement
+/// stuck on a lock does not hold a rotation slot for long.
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The whole-rotation deadline drivers use unless configured otherwise.
+pub const DEFAULT_ROTATION_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Options of one orchestrated rotation.
 #[derive(Debug, Clone, Default)]
 pub struct RotateOptions {

@@ -51,6 +51,17 @@ pub struct RotateArgs {
     /// Seconds one database connection attempt (TCP, TLS, login) may take.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     pub connect_timeout: f64,
+    /// Seconds one rotation step may take; a step still running then is stopped and fails
+    /// (AWSCURRENT untouched before setSecret; the next run resumes).
+    #[arg(long, value_name = "SECONDS", default_value_t = keyroll_core::engine::DEFAULT_STEP_TIMEOUT.as_secs_f64())]
+    pub step_timeout: f64,
+    /// Seconds the whole rotation may take (each step gets at most what is left).
+    #[arg(long, value_name = "SECONDS", default_value_t = keyroll_core::engine::DEFAULT_ROTATION_TIMEOUT.as_secs_f64())]
+    pub rotation_timeout: f64,
+    /// Seconds one database statement may run or wait for a lock (PostgreSQL
+    /// statement_timeout/lock_timeout, MariaDB max_statement_time, lock_wait_timeout).
+    #[arg(long, value_name = "SECONDS", default_value_t = keyroll_targets::DEFAULT_STATEMENT_TIMEOUT.as_secs_f64())]
+    pub statement_timeout: f64,
     /// PEM file of CA certificates to trust for database TLS instead of the system roots
     /// (e.g. the RDS global bundle).
     #[arg(long, value_name = "PEM", env = "KEYROLL_CA_BUNDLE")]
@@ -72,16 +83,21 @@ pub struct RotateArgs {
     pub no_notify: bool,
 }
 
+/// `--name SECONDS` as a duration: positive and finite.
+fn seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
+    match Duration::try_from_secs_f64(v) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => anyhow::bail!(crate::UsageError(format!(
+            "--{flag} must be a positive number of seconds (got {v})"
+        ))),
+    }
+}
+
 impl RotateArgs {
     pub fn target_config(&self) -> anyhow::Result<keyroll_targets::TargetConfig> {
-        if !(self.connect_timeout.is_finite() && self.connect_timeout > 0.0) {
-            anyhow::bail!(crate::UsageError(format!(
-                "--connect-timeout must be a positive number of seconds (got {})",
-                self.connect_timeout
-            )));
-        }
         Ok(keyroll_targets::TargetConfig {
-            connect_timeout: Duration::from_secs_f64(self.connect_timeout),
+            connect_timeout: seconds("connect-timeout", self.connect_timeout)?,
+            statement_timeout: seconds("statement-timeout", self.statement_timeout)?,
             ca_bundle: self.ca_bundle.clone(),
             password_length: self.password_length,
             exclude_characters: self.exclude_characters.clone(),
@@ -301,6 +317,8 @@ pub async fn execute(
         discard_pending: args.discard_pending,
         allow_rotation_disabled: how.allow_rotation_disabled,
         cancel: None,
+        step_timeout: Some(seconds("step-timeout", args.step_timeout)?),
+        rotation_timeout: Some(seconds("rotation-timeout", args.rotation_timeout)?),
     };
     let started = store.now();
     let progress = Progress {
