@@ -556,7 +556,9 @@ pub async fn rotate_with(
         stale = None;
         committed = false;
     }
-    let resumed = stale.is_some();
+    // A pending version under the requested token is the caller's own placeholder
+    // (`RotateSecret` answers with it before the rotation runs): a fresh rotation.
+    let resumed = stale.is_some() && stale != opts.token;
     let token = match stale {
         Some(t) => t,
         None => opts.token.clone().unwrap_or_else(crate::ids::new_token),
@@ -620,6 +622,88 @@ pub async fn rotate_with(
         steps,
         total: started.elapsed(),
     })
+}
+
+/// `RotateImmediately=false`: tests the rotation configuration without rotating. Under the
+/// rotation lock, a value-less `AWSPENDING` placeholder (under `opts.token`, or the caller's
+/// own placeholder already there) stands for the run; keyroll's steps test the *current*
+/// credentials with the target's `testSecret` (the placeholder has no value yet), a
+/// [`RotationFunction`] gets the `testSecret` event for the placeholder. The placeholder is
+/// removed afterwards, whatever the outcome; a failure is recorded like a failed rotation.
+pub async fn test_rotation(
+    store: &dyn RotationStore,
+    runner: StepRunner<'_>,
+    secret_id: &str,
+    opts: &RotateOptions,
+    observer: &dyn RotationObserver,
+) -> Result<RotationReport, RotationError> {
+    let started = Instant::now();
+    let desc = store
+        .describe_secret(SecretIdRequest {
+            secret_id: secret_id.into(),
+        })
+        .await?;
+    let arn = desc.arn.clone();
+    let _lock = store
+        .try_lock_rotation(&arn)?
+        .ok_or_else(|| RotationError::AlreadyRunning {
+            secret: desc.name.clone(),
+        })?;
+    let desc = store
+        .describe_secret(SecretIdRequest {
+            secret_id: arn.clone(),
+        })
+        .await?;
+    if desc.deleted_date.is_some() {
+        return Err(SmError::marked_for_deletion().into());
+    }
+    let token = opts.token.clone().unwrap_or_else(crate::ids::new_token);
+    if desc.holder(AWSPENDING) != Some(token.as_str()) {
+        store.begin_rotation(&arn, &token).await?;
+    }
+    let status = RotationStatus::begin(&token, store.now(), None);
+    observer.started(&arn, &token, false);
+    observer.step_started(Step::Test);
+    let t = Instant::now();
+    let work = async {
+        match runner {
+            StepRunner::Builtin(target) => {
+                let current = desc.holder(AWSCURRENT).ok_or_else(|| {
+                    StepError::Invalid(format!(
+                        "Secret {} has no AWSCURRENT version to test.",
+                        desc.arn
+                    ))
+                })?;
+                let ctx = StepContext::new(store, Step::Test, &arn, current, &desc);
+                Ok(target.test(&ctx).await?)
+            }
+            StepRunner::Function(f) => f.invoke(Step::Test, &arn, &token).await,
+        }
+    };
+    let result = bounded(Step::Test, opts.limit(None), work).await;
+    let elapsed = t.elapsed();
+    observer.step_finished(Step::Test, elapsed, result.as_ref().err());
+    if let Err(e) = discard(store, &arn, &token).await {
+        tracing::warn!(secret = %arn, version = %token, error = %e, "could not remove the test's placeholder");
+    }
+    match result {
+        Ok(()) => Ok(RotationReport {
+            arn,
+            name: desc.name,
+            version_id: token,
+            resumed: false,
+            steps: vec![(Step::Test, elapsed)],
+            total: started.elapsed(),
+        }),
+        Err(error) => {
+            record_failure(store, &arn, status, Step::Test, &error).await;
+            Err(RotationError::Step {
+                step: Step::Test,
+                token,
+                error,
+            })
+        }
+    }
 }
 
 /// Removes `AWSPENDING` from `token` (a version the target never accepted).

@@ -4,7 +4,7 @@
 use keyroll_core::api::*;
 use keyroll_core::engine::{
     RotateOptions, RotationError, RotationFunction, Silent, StepError, StepRunner, rotate,
-    rotate_with, run_step,
+    rotate_with, run_step, test_rotation,
 };
 use keyroll_core::memory::{MemoryBackend, memory_service};
 use keyroll_core::model::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Step};
@@ -785,4 +785,72 @@ async fn a_rotation_function_runs_the_steps_and_must_promote() {
     );
     assert_eq!(value(&svc, &arn, AWSPREVIOUS).await.unwrap(), "v0");
     assert!(value(&svc, &arn, AWSPENDING).await.is_none());
+}
+
+#[tokio::test]
+async fn test_only_runs_test_secret_through_the_engine_and_removes_the_placeholder() {
+    let svc = memory_service();
+    let arn = create(&svc, "app/test-only", "v0").await;
+    enable(&svc, &arn).await;
+    // The caller's own placeholder (what RotateSecret adds before answering).
+    let token = keyroll_core::ids::new_token();
+    svc.begin_rotation(&arn, &token).await.unwrap();
+    let opts = RotateOptions {
+        token: Some(token.clone()),
+        ..RotateOptions::default()
+    };
+    let target = FlakyTarget::new(CounterTarget::default());
+    let report = test_rotation(&svc, StepRunner::Builtin(&target), &arn, &opts, &Silent)
+        .await
+        .unwrap();
+    assert!(!report.resumed);
+    assert_eq!(report.version_id, token);
+    assert_eq!(report.steps.len(), 1);
+    assert_eq!(report.steps[0].0, Step::Test);
+    assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), "v0");
+    assert!(
+        !stages(&svc, &arn).await.contains_key(&token),
+        "placeholder removed"
+    );
+    // A failing test is recorded, and changes nothing either.
+    target.fail_before(Step::Test, 1);
+    let err = test_rotation(
+        &svc,
+        StepRunner::Builtin(&target),
+        &arn,
+        &RotateOptions::default(),
+        &Silent,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.failed_step(), Some(Step::Test));
+    let st = status(&svc, &arn).await;
+    assert_eq!(st.failed_step, Some(Step::Test));
+    assert!(
+        !stages(&svc, &arn)
+            .await
+            .values()
+            .flatten()
+            .any(|s| s == AWSPENDING)
+    );
+    assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), "v0");
+}
+
+#[tokio::test]
+async fn the_callers_own_placeholder_is_a_fresh_rotation() {
+    let svc = memory_service();
+    let arn = create(&svc, "app/own", "v0").await;
+    enable(&svc, &arn).await;
+    let token = keyroll_core::ids::new_token();
+    svc.begin_rotation(&arn, &token).await.unwrap();
+    let opts = RotateOptions {
+        token: Some(token.clone()),
+        ..RotateOptions::default()
+    };
+    let report = rotate(&svc, &CounterTarget::default(), &arn, &opts, &Silent)
+        .await
+        .unwrap();
+    assert!(!report.resumed);
+    assert_eq!(report.version_id, token);
+    assert_eq!(status(&svc, &arn).await.attempts, 1);
 }

@@ -4,7 +4,9 @@
 //! restart every rotation must be carried to its end: every secret's `AWSCURRENT` logs in and
 //! no `AWSPENDING` is left within 30 s (tick and backoff at 1 s).
 //!
-//! `KEYROLL_CRASH_KILLS` sets the number of kills (default 10; the acceptance run uses 100).
+//! `KEYROLL_CRASH_KILLS` sets the number of kills (default 10; the acceptance run uses 100);
+//! `KEYROLL_CRASH_BIN` runs another `keyroll` binary than the one cargo built for the test
+//! (e.g. a copy, for a long run on a build directory shared with other builds).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -85,12 +87,16 @@ impl Serve {
     }
 
     fn start(&mut self) {
+        let from = std::fs::metadata(&self.log).map_or(0, |m| m.len() as usize);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_keyroll"))
+        let bin = std::env::var_os("KEYROLL_CRASH_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_keyroll")));
+        let child = Command::new(bin)
             .arg("--data-dir")
             .arg(&self.dir)
             .arg("serve")
@@ -111,7 +117,11 @@ impl Serve {
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
             {
-                panic!("keyroll serve exited ({status}):\n{}", self.log_tail());
+                let text = std::fs::read(&self.log).unwrap_or_default();
+                panic!(
+                    "keyroll serve exited ({status}):\n{}",
+                    String::from_utf8_lossy(&text[from.min(text.len())..])
+                );
             }
             if self.call("ListSecrets", json!({})).is_ok() {
                 return;
@@ -158,7 +168,7 @@ impl Serve {
             "POST / HTTP/1.1\r\nhost: {host}\r\ncontent-length: {}\r\nconnection: close\r\n",
             body.len()
         );
-        for (k, v) in hs.iter().copied() {
+        for (k, v) in hs {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
         for (k, v) in &signed {
