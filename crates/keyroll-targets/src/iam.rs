@@ -53,6 +53,16 @@ pub fn https_client() -> aws_sdk_iam::config::SharedHttpClient {
         .build_https()
 }
 
+/// Bounds on every IAM and STS call: connecting, each attempt, and the whole operation with
+/// the SDK's retries — so that an unreachable endpoint fails the step instead of holding it.
+pub fn sdk_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(20))
+        .operation_timeout(Duration::from_secs(60))
+        .build()
+}
+
 /// Tag: days an inactive previous key is kept before deletion (0 = delete in finishSecret).
 pub const DELETE_AFTER_TAG: &str = "keyroll:iam-delete-previous-after-days";
 
@@ -179,6 +189,7 @@ impl IamTarget {
                 aws_config::defaults(BehaviorVersion::latest())
                     .region(region)
                     .http_client(https_client())
+                    .timeout_config(sdk_timeouts())
                     .load()
                     .await
             })
