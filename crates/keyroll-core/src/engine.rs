@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use crate::api::DescribeSecretResponse;
 use crate::api::{
     GetSecretValueRequest, PutSecretValueRequest, SecretIdRequest, UpdateSecretVersionStageRequest,
 };
 use crate::error::SmError;
 use crate::model::{AWSCURRENT, AWSPENDING, RotationStatus, Step};
 use crate::ports::{Placeholder, RotationStore, SecretsApi, StepContext, Target, TargetError};
+use crate::time::Timestamp;
 
 /// Why one step failed.
 #[derive(Debug, thiserror::Error)]
@@ -365,11 +367,51 @@ async fn ensure_promoted(
     }
 }
 
-/// Progress callbacks, e.g. for `keyroll rotate`'s per-step output.
+/// Progress callbacks, e.g. for `keyroll rotate`'s per-step output, and the outcome (e.g.
+/// for `keyroll_notify::NotifyingObserver`, the one notification path of every driver).
 pub trait RotationObserver: Send + Sync {
     fn started(&self, _arn: &str, _token: &str, _resumed: bool) {}
     fn step_started(&self, _step: Step) {}
     fn step_finished(&self, _step: Step, _elapsed: Duration, _error: Option<&StepError>) {}
+    /// Whether [`RotationObserver::finished`] is wanted: the engine then describes the
+    /// secret once more after the rotation (one more store call).
+    fn wants_outcome(&self) -> bool {
+        false
+    }
+    /// The outcome of a rotation that ran (not of one refused because another was
+    /// running), with the secret as described after it (`None` when it could not be) and
+    /// when the run started (the store's clock).
+    fn finished(
+        &self,
+        _secret: Option<&DescribeSecretResponse>,
+        _outcome: Result<&RotationReport, &RotationError>,
+        _started: Timestamp,
+    ) {
+    }
+}
+
+/// Calls [`RotationObserver::finished`] when the observer wants it.
+async fn report_outcome(
+    store: &dyn RotationStore,
+    secret_id: &str,
+    observer: &dyn RotationObserver,
+    outcome: &Result<RotationReport, RotationError>,
+    started: Timestamp,
+) {
+    if !observer.wants_outcome() || matches!(outcome, Err(RotationError::AlreadyRunning { .. })) {
+        return;
+    }
+    let arn = match outcome {
+        Ok(r) => r.arn.as_str(),
+        Err(_) => secret_id,
+    };
+    let desc = store
+        .describe_secret(SecretIdRequest {
+            secret_id: arn.into(),
+        })
+        .await
+        .ok();
+    observer.finished(desc.as_ref(), outcome.as_ref(), started);
 }
 
 /// An observer that does nothing.
@@ -466,6 +508,19 @@ async fn record_failure(
 /// previous credential) retried until it succeeds; a pending version whose setSecret may have
 /// begun is resumed even if rotation was disabled meanwhile.
 pub async fn rotate_with(
+    store: &dyn RotationStore,
+    runner: StepRunner<'_>,
+    secret_id: &str,
+    opts: &RotateOptions,
+    observer: &dyn RotationObserver,
+) -> Result<RotationReport, RotationError> {
+    let began = store.now();
+    let outcome = rotate_inner(store, runner, secret_id, opts, observer).await;
+    report_outcome(store, secret_id, observer, &outcome, began).await;
+    outcome
+}
+
+async fn rotate_inner(
     store: &dyn RotationStore,
     runner: StepRunner<'_>,
     secret_id: &str,

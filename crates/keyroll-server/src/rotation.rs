@@ -333,7 +333,6 @@ pub async fn run_rotation<R: Regions>(
         .rotations_in_progress
         .fetch_add(1, Ordering::Relaxed);
     let svc = app.store.region(region)?;
-    let since = svc.now();
     // The engine takes the store's rotation lock itself.
     let result = rotate(app, region, &svc, arn, token, &running.cancel, mode).await;
     app.metrics
@@ -341,19 +340,6 @@ pub async fn run_rotation<R: Regions>(
         .fetch_sub(1, Ordering::Relaxed);
     if let Err(e) = app.store.sync_replicas(region, arn) {
         tracing::warn!(secret = %arn, error = %e, "could not update replicas after rotation");
-    }
-    // The outcome this run recorded (not an older one: a refused run records nothing).
-    if mode == Mode::Rotate
-        && app.notifier.is_enabled()
-        && !matches!(
-            result,
-            Err(RunError::AlreadyRunning | RunError::ShuttingDown)
-        )
-        && let Ok(desc) = describe(&svc, arn).await
-        && let Some(event) = keyroll_notify::RotationEvent::from_rotation_status(&desc)
-        && event.started_at >= since
-    {
-        app.notifier.spawn(event.with_source("keyroll serve"));
     }
     result
 }
@@ -408,11 +394,14 @@ async fn rotate<R: Regions>(
         rotation_timeout: Some(Duration::from_secs(s.rotation_timeout_secs.max(1))),
         ..RotateOptions::default()
     };
-    let observer = Observer {
+    let logs = Observer {
         app: app.as_ref(),
         arn,
         function: function_name(&lambda),
     };
+    // RotationSucceeded / RotationFailed, delivered in the background.
+    let observer =
+        keyroll_notify::NotifyingObserver::new(&logs, &app.notifier, "keyroll serve", || svc.now());
     let result = match mode {
         Mode::Rotate => engine::rotate_with(svc.as_ref(), runner, arn, &opts, &observer).await,
         Mode::TestOnly => engine::test_rotation(svc.as_ref(), runner, arn, &opts, &observer).await,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use keyroll_core::api::{GetSecretValueRequest, SecretIdRequest};
-use keyroll_core::engine::{RotateOptions, RotationError, RotationObserver, StepError, rotate};
+use keyroll_core::engine::{RotateOptions, RotationObserver, StepError, rotate};
 use keyroll_core::model::{AWSCURRENT, Step};
 use keyroll_core::ports::{RotationStore, VersionedValue};
 use keyroll_core::rotators;
@@ -119,53 +119,6 @@ impl RotateArgs {
         let config = config.with_env().map_err(usage)?;
         Ok(keyroll_notify::Notifier::from_config(&config).map_err(usage)?)
     }
-}
-
-/// Sends RotationSucceeded / RotationFailed for one `rotate` run (nothing for a rotation that
-/// was refused because another one is running). Never fails: undeliverable notifications are
-/// logged and counted by the notifier.
-pub async fn notify_outcome(
-    notifier: &keyroll_notify::Notifier,
-    store: &dyn RotationStore,
-    arn: &str,
-    result: &Result<keyroll_core::engine::RotationReport, RotationError>,
-    started: keyroll_core::time::Timestamp,
-) {
-    if !notifier.is_enabled() {
-        return;
-    }
-    let Ok(desc) = store
-        .describe_secret(SecretIdRequest {
-            secret_id: arn.to_string(),
-        })
-        .await
-    else {
-        tracing::warn!(secret = %arn, "cannot describe the secret; no notification sent");
-        return;
-    };
-    let now = store.now();
-    let event = match result {
-        Ok(report) => {
-            keyroll_notify::RotationEvent::succeeded(&desc, &report.version_id, started, now)
-        }
-        Err(RotationError::AlreadyRunning { .. }) => return,
-        Err(e) => {
-            let token = match e {
-                RotationError::Step { token, .. } => Some(token.clone()),
-                _ => None,
-            };
-            keyroll_notify::RotationEvent::failed(
-                &desc,
-                token,
-                e.failed_step(),
-                e.class(),
-                &e.to_string(),
-                started,
-                now,
-            )
-        }
-    };
-    notifier.notify(&event.with_source("keyroll rotate")).await;
 }
 
 #[derive(Serialize)]
@@ -320,13 +273,17 @@ pub async fn execute(
         step_timeout: Some(seconds("step-timeout", args.step_timeout)?),
         rotation_timeout: Some(seconds("rotation-timeout", args.rotation_timeout)?),
     };
-    let started = store.now();
     let progress = Progress {
         quiet: args.quiet,
         label: how.label,
     };
-    let result = rotate(store, target.as_ref(), &desc.arn, &opts, &progress).await;
-    notify_outcome(how.notifier, store, &desc.arn, &result, started).await;
+    // RotationSucceeded / RotationFailed, delivered before the process exits.
+    let observer =
+        keyroll_notify::NotifyingObserver::new(&progress, how.notifier, "keyroll rotate", || {
+            store.now()
+        });
+    let result = rotate(store, target.as_ref(), &desc.arn, &opts, &observer).await;
+    observer.flush().await;
     let report = result?;
     output::print(
         format,
