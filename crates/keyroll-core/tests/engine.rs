@@ -854,3 +854,53 @@ async fn the_callers_own_placeholder_is_a_fresh_rotation() {
     assert_eq!(report.version_id, token);
     assert_eq!(status(&svc, &arn).await.attempts, 1);
 }
+
+#[tokio::test]
+async fn a_clients_new_current_value_counts_as_a_rotation_whichever_driver_writes() {
+    let svc = memory_service();
+    let arn = create(&svc, "app/manual", "v0").await;
+    svc.configure_rotation(
+        &arn,
+        Some("keyroll".into()),
+        Some(keyroll_core::model::RotationRules {
+            automatically_after_days: Some(10),
+            ..Default::default()
+        }),
+    )
+    .await
+    .unwrap();
+    let describe = || async {
+        svc.describe_secret(SecretIdRequest {
+            secret_id: arn.clone(),
+        })
+        .await
+        .unwrap()
+    };
+    assert!(describe().await.last_rotated_date.is_none());
+    // A pending value (what rotation functions put) does not count.
+    svc.put_secret_value(PutSecretValueRequest {
+        secret_id: arn.clone(),
+        client_request_token: Some(keyroll_core::ids::new_token()),
+        secret_string: Some(SecretString::from("p".to_string())),
+        version_stages: Some(vec![AWSPENDING.into()]),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert!(describe().await.last_rotated_date.is_none());
+    // A new AWSCURRENT put straight to the service (as `keyroll secret put` does) counts.
+    svc.put_secret_value(PutSecretValueRequest {
+        secret_id: arn.clone(),
+        client_request_token: Some(keyroll_core::ids::new_token()),
+        secret_string: Some(SecretString::from("v1".to_string())),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let d = describe().await;
+    let rotated = d.last_rotated_date.expect("counted as a rotation");
+    assert_eq!(
+        d.next_rotation_date.unwrap().millis() - rotated.millis(),
+        10 * 86_400_000
+    );
+}
