@@ -226,6 +226,7 @@ impl<R: Regions> Scheduler<R> {
             }
         };
         let mut launch = Vec::new();
+        let grace_ms = 2_000 * self.app.config.scheduler.tick_secs.max(1) as i64;
         for (region, svc) in &regions {
             match svc.purge_expired() {
                 Ok(n) => report.purged += n,
@@ -239,13 +240,24 @@ impl<R: Regions> Scheduler<R> {
                 // AWSPENDING left by a rotation: carried on when rotation is enabled, when
                 // setSecret may have changed the target, or when it was promoted already
                 // (only the clean-up is left).
-                let unfinished = rec.holder(AWSPENDING).is_some_and(|p| {
-                    rec.rotation.enabled
-                        || p.has_stage(AWSCURRENT)
-                        || rec
+                // A value-less placeholder that RotateSecret has just added, before its own
+                // run recorded anything, is that run's to start: left alone for two ticks.
+                let starting = |p: &keyroll_core::model::VersionEntry| {
+                    !p.has_value
+                        && rec
                             .rotation_status
                             .as_ref()
-                            .is_some_and(|s| s.may_have_changed_target(&p.id))
+                            .is_none_or(|s| s.version_id != p.id)
+                        && now.millis() - p.created.millis() < grace_ms
+                };
+                let unfinished = rec.holder(AWSPENDING).is_some_and(|p| {
+                    !starting(p)
+                        && (rec.rotation.enabled
+                            || p.has_stage(AWSCURRENT)
+                            || rec
+                                .rotation_status
+                                .as_ref()
+                                .is_some_and(|s| s.may_have_changed_target(&p.id)))
                 });
                 let due = match (rec.rotation.enabled, rec.next_rotation, &rec.rotation.rules) {
                     (true, Some(due), Some(rules)) => Some((due, rules.clone())),
