@@ -777,6 +777,43 @@ pub fn validate_tags(tags: &[Tag]) -> Result<(), SmError> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn attempts_count_failures_not_interruptions() {
+        let t = Timestamp::from_secs(0);
+        let first = RotationStatus::begin("v1", t, None);
+        assert_eq!((first.attempts, first.failures()), (1, 0));
+        // Interrupted (still InProgress): the next run keeps the number.
+        let again = RotationStatus::begin("v1", t, Some(&first));
+        assert_eq!((again.attempts, again.failures()), (1, 0));
+        let failed = again.failed(Step::Test, "TestFailed".into(), "no".into(), t);
+        assert_eq!(failed.failures(), 1);
+        let retry = RotationStatus::begin("v1", t, Some(&failed));
+        assert_eq!((retry.attempts, retry.failures()), (2, 1));
+        // Another version starts over.
+        assert_eq!(RotationStatus::begin("v2", t, Some(&failed)).attempts, 1);
+    }
+
+    #[test]
+    fn whether_set_secret_may_have_run() {
+        let t = Timestamp::from_secs(0);
+        let running = RotationStatus::begin("v1", t, None);
+        assert!(
+            running.may_have_changed_target("v1"),
+            "interrupted: unknown, assume so"
+        );
+        assert!(!running.may_have_changed_target("v2"), "another version");
+        let at = |step: Step, class: &str| {
+            RotationStatus::begin("v1", t, None)
+                .failed(step, class.into(), "m".into(), t)
+                .may_have_changed_target("v1")
+        };
+        assert!(!at(Step::Create, "Unreachable"));
+        assert!(!at(Step::Set, CANCELLED), "cancelled before setSecret ran");
+        assert!(at(Step::Set, "Timeout"));
+        assert!(at(Step::Test, "TestFailed"));
+        assert!(at(Step::Finish, "Rejected"));
+    }
+
     const T0: Timestamp = Timestamp(1_700_000_000_000);
 
     fn tok(n: u32) -> String {
