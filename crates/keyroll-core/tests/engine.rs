@@ -904,3 +904,66 @@ async fn a_clients_new_current_value_counts_as_a_rotation_whichever_driver_write
         10 * 86_400_000
     );
 }
+
+#[tokio::test]
+async fn rotate_secret_checks_and_placeholder_live_in_the_engine() {
+    use keyroll_core::SmError;
+    use keyroll_core::engine::begin_request;
+    let svc = memory_service();
+    let arn = create(&svc, "app/request", "v0").await;
+    let ok = |_: &str| -> Result<(), SmError> { Ok(()) };
+    let req = |token: Option<&str>| RotateSecretRequest {
+        secret_id: arn.clone(),
+        client_request_token: token.map(str::to_string),
+        rotation_lambda_arn: Some("keyroll".into()),
+        ..Default::default()
+    };
+    let err = begin_request(&svc, &req(None), |_| false, ok)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("ClientRequestToken is required"),
+        "{err}"
+    );
+    // The service's own rule about the function runs before anything is saved.
+    let refuse = |_: &str| -> Result<(), SmError> { Err(SmError::InvalidRequest("no".into())) };
+    let token = keyroll_core::ids::new_token();
+    begin_request(&svc, &req(Some(&token)), |_| false, refuse)
+        .await
+        .unwrap_err();
+    assert!(stages(&svc, &arn).await.len() == 1, "nothing saved");
+    // A running rotation is a conflict.
+    begin_request(&svc, &req(Some(&token)), |_| true, ok)
+        .await
+        .unwrap_err();
+    let begun = begin_request(&svc, &req(Some(&token)), |_| false, ok)
+        .await
+        .unwrap();
+    assert!(!begun.retry);
+    assert_eq!(begun.version_id, token);
+    assert_eq!(stages(&svc, &arn).await[&token], [AWSPENDING]);
+    // A retry of the same request answers again; another token is a conflict.
+    let again = begin_request(&svc, &req(Some(&token)), |_| false, ok)
+        .await
+        .unwrap();
+    assert!(again.retry);
+    let other = keyroll_core::ids::new_token();
+    let err = begin_request(&svc, &req(Some(&other)), |_| false, ok)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("A previous rotation isn't complete"),
+        "{err}"
+    );
+    // The run that follows is a fresh rotation under the request's token.
+    let opts = RotateOptions {
+        token: Some(token.clone()),
+        ..RotateOptions::default()
+    };
+    let report = rotate(&svc, &CounterTarget::default(), &arn, &opts, &Silent)
+        .await
+        .unwrap();
+    assert!(!report.resumed);
+    assert_eq!(report.version_id, token);
+}

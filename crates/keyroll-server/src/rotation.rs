@@ -22,10 +22,9 @@ use keyroll_core::api::*;
 use keyroll_core::engine::{
     self, RotateOptions, RotationError, RotationFunction, RotationObserver, StepError, StepRunner,
 };
-use keyroll_core::ids::validate_token;
 use keyroll_core::ports::{RotationStore, SecretsApi};
 use keyroll_core::rotators::{function_name, is_builtin};
-use keyroll_core::{AWSCURRENT, AWSPENDING, SmError, Step};
+use keyroll_core::{SmError, Step};
 use keyroll_targets::AutoTarget;
 use secrecy::ExposeSecret;
 use tokio::io::AsyncWriteExt;
@@ -231,75 +230,30 @@ pub async fn rotate_secret<R: Regions>(
         ));
     }
     let svc = app.store.region(region)?;
-    let token = req.client_request_token.clone().ok_or_else(|| {
-        SmError::InvalidRequest(
-            "ClientRequestToken is required. AWS SDKs and the aws CLI generate one for you; a \
-             raw request must send a unique 32-64 character token (a UUID)."
-                .into(),
-        )
-    })?;
-    validate_token(&token)?;
-    let rec = svc.find(&req.secret_id)?;
-    rec.ensure_not_deleted()?;
-    if rec.is_replica() {
-        return Err(SmError::InvalidRequest(
-            "Operation not permitted on a replica secret. Call must be made in primary secret's \
-             region."
-                .into(),
-        )
-        .into());
+    // The checks and the placeholder are the engine's; this server adds its own rule: a
+    // function it cannot run is refused.
+    let begun = engine::begin_request(
+        svc.as_ref(),
+        &req,
+        |arn| app.rotations.is_running(arn),
+        |lambda| resolve_rotator(&app.config, lambda).map(|_| ()),
+    )
+    .await?;
+    if begun.retry {
+        return Ok(RotateSecretResponse {
+            arn: begun.arn,
+            name: begun.name,
+            version_id: Some(begun.version_id),
+        });
     }
-    let lambda = req
-        .rotation_lambda_arn
-        .clone()
-        .or_else(|| rec.rotation.lambda_arn.clone())
-        .ok_or_else(|| {
-            SmError::InvalidRequest(
-                "No Lambda rotation function ARN is associated with this secret.".into(),
-            )
-        })?;
-    // A function that cannot run is refused before anything is saved.
-    resolve_rotator(&app.config, &lambda)?;
-    if let Some(rules) = &req.rotation_rules {
-        keyroll_core::schedule::validate(rules)?;
-    }
-    let pending_conflict = || {
-        ApiError::from(SmError::InvalidRequest(
-            "A previous rotation isn't complete. That rotation will be reattempted.".into(),
-        ))
-    };
-    if let Some(p) = rec.holder(AWSPENDING)
-        && !p.has_stage(AWSCURRENT)
-    {
-        if p.id == token {
-            // A retry of the same request.
-            return Ok(RotateSecretResponse {
-                arn: rec.arn.clone(),
-                name: rec.name.clone(),
-                version_id: Some(token),
-            });
-        }
-        return Err(pending_conflict());
-    }
-    if app.rotations.is_running(&rec.arn) {
-        return Err(pending_conflict());
-    }
-    if rec.current().is_none() {
-        return Err(SmError::InvalidRequest(
-            "The secret has no AWSCURRENT version to rotate: put a value first.".into(),
-        )
-        .into());
-    }
-    svc.configure_rotation(&rec.arn, Some(lambda), req.rotation_rules.clone())
-        .await?;
-    svc.begin_rotation(&rec.arn, &token).await?;
+    let token = begun.version_id;
     let mode = if req.rotate_immediately.unwrap_or(true) {
         Mode::Rotate
     } else {
         Mode::TestOnly
     };
     let app2 = app.clone();
-    let (region2, arn, token2) = (region.to_string(), rec.arn.clone(), token.clone());
+    let (region2, arn, token2) = (region.to_string(), begun.arn.clone(), token.clone());
     tokio::spawn(async move {
         match run_rotation(&app2, &region2, &arn, Some(token2), mode).await {
             Ok(()) => {}
@@ -307,8 +261,8 @@ pub async fn rotate_secret<R: Regions>(
         }
     });
     Ok(RotateSecretResponse {
-        arn: rec.arn,
-        name: rec.name,
+        arn: begun.arn,
+        name: begun.name,
         version_id: Some(token),
     })
 }
