@@ -1,6 +1,7 @@
 //! The rotation engine: one step, validated the way AWS's rotation-function template does
-//! ([`run_step`]), and the whole rotation the way the Secrets Manager service drives it
-//! ([`rotate`]).
+//! ([`run_step`], in `step`), the whole rotation the way the Secrets Manager service drives
+//! it ([`rotate`], [`rotate_with`]), and `RotateSecret`'s part before it answers
+//! ([`begin_request`]) and `RotateImmediately=false` ([`test_rotation`]), in `request`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,14 +9,18 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::api::DescribeSecretResponse;
-use crate::api::{
-    GetSecretValueRequest, PutSecretValueRequest, SecretIdRequest, UpdateSecretVersionStageRequest,
-};
+use crate::api::{DescribeSecretResponse, SecretIdRequest, UpdateSecretVersionStageRequest};
 use crate::error::SmError;
 use crate::model::{AWSCURRENT, AWSPENDING, RotationStatus, Step};
-use crate::ports::{Placeholder, RotationStore, SecretsApi, StepContext, Target, TargetError};
+use crate::ports::{Placeholder, RotationStore, Target, TargetError};
 use crate::time::Timestamp;
+
+mod request;
+mod step;
+
+pub use request::{Begun, begin_request, test_rotation};
+use step::{Check, bounded, run_step_checked};
+pub use step::{run_step, run_step_within};
 
 /// Why one step failed.
 #[derive(Debug, thiserror::Error)]
@@ -104,179 +109,6 @@ impl RotationError {
             _ => None,
         }
     }
-}
-
-/// How strictly to check an event before running a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Check {
-    /// AWS's template: the token must be a version of the secret.
-    Full,
-    /// The store could not hold a placeholder: `createSecret` may create the version.
-    TokenMayBeAbsent,
-}
-
-/// Runs one step for version `token` of `secret_id`, after the checks of AWS's template:
-/// rotation must be enabled; the token must be a version of the secret; a token already
-/// `AWSCURRENT` means the step has nothing to do; otherwise the token must be `AWSPENDING`.
-/// Every step is idempotent.
-pub async fn run_step(
-    store: &dyn SecretsApi,
-    target: &dyn Target,
-    step: Step,
-    secret_id: &str,
-    token: &str,
-) -> Result<(), StepError> {
-    run_step_checked(store, target, step, secret_id, token, Check::Full, true).await
-}
-
-/// [`run_step`] bounded by `limit`: a step still running then is stopped and fails with
-/// [`StepError::TimedOut`] (every step is idempotent, so the next attempt carries it on).
-pub async fn run_step_within(
-    store: &dyn SecretsApi,
-    target: &dyn Target,
-    step: Step,
-    secret_id: &str,
-    token: &str,
-    limit: Option<Duration>,
-) -> Result<(), StepError> {
-    bounded(step, limit, run_step(store, target, step, secret_id, token)).await
-}
-
-/// Runs `f` for at most `limit`.
-async fn bounded(
-    step: Step,
-    limit: Option<Duration>,
-    f: impl std::future::Future<Output = Result<(), StepError>>,
-) -> Result<(), StepError> {
-    match limit {
-        None => f.await,
-        Some(after) if after.is_zero() => Err(StepError::TimedOut { step, after }),
-        Some(after) => match tokio::time::timeout(after, f).await {
-            Ok(r) => r,
-            Err(_) => Err(StepError::TimedOut { step, after }),
-        },
-    }
-}
-
-async fn run_step_checked(
-    store: &dyn SecretsApi,
-    target: &dyn Target,
-    step: Step,
-    secret_id: &str,
-    token: &str,
-    check: Check,
-    require_enabled: bool,
-) -> Result<(), StepError> {
-    let desc = store
-        .describe_secret(SecretIdRequest {
-            secret_id: secret_id.into(),
-        })
-        .await?;
-    if require_enabled && desc.rotation_enabled != Some(true) {
-        return Err(StepError::Invalid(format!(
-            "Secret {} is not enabled for rotation.",
-            desc.arn
-        )));
-    }
-    match desc.stages_of(token) {
-        None if check == Check::TokenMayBeAbsent && step == Step::Create => {}
-        None => {
-            return Err(StepError::Invalid(format!(
-                "Secret version {token} has no stage for rotation of secret {}.",
-                desc.arn
-            )));
-        }
-        Some(stages) if stages.iter().any(|s| s == AWSCURRENT) => {
-            if step == Step::Finish && stages.iter().any(|s| s == AWSPENDING) {
-                // Promoted, but the clean-up after the promotion (revoking or deactivating
-                // what the previous version held) has not succeeded yet: retry it.
-                let arn = desc.arn.clone();
-                let ctx = StepContext::new(store, step, &arn, token, &desc);
-                tracing::info!(secret = %arn, version = token, "finishSecret: retrying the clean-up of the previous version");
-                target.finish(&ctx).await?;
-                return Ok(());
-            }
-            tracing::info!(secret = %desc.arn, version = token, %step, "version already AWSCURRENT; nothing to do");
-            return Ok(());
-        }
-        Some(stages) if !stages.iter().any(|s| s == AWSPENDING) => {
-            return Err(StepError::Invalid(format!(
-                "Secret version {token} not set as AWSPENDING for rotation of secret {}.",
-                desc.arn
-            )));
-        }
-        Some(_) => {}
-    }
-    let arn = desc.arn.clone();
-    let ctx = StepContext::new(store, step, &arn, token, &desc);
-    match step {
-        Step::Create => create_secret(&ctx, target).await,
-        Step::Set => Ok(target.set(&ctx).await?),
-        Step::Test => Ok(target.test(&ctx).await?),
-        Step::Finish => finish_secret(&ctx, target).await,
-    }
-}
-
-async fn create_secret(ctx: &StepContext<'_>, target: &dyn Target) -> Result<(), StepError> {
-    // The current version must exist; the template fails the rotation otherwise.
-    ctx.current().await?;
-    let existing = ctx
-        .store
-        .get_secret_value(GetSecretValueRequest {
-            secret_id: ctx.secret_id.into(),
-            version_id: Some(ctx.token.into()),
-            version_stage: Some(AWSPENDING.into()),
-        })
-        .await;
-    match existing {
-        Ok(_) => {
-            tracing::info!(
-                secret = ctx.secret_id,
-                version = ctx.token,
-                "createSecret: pending value already exists"
-            );
-            return Ok(());
-        }
-        Err(e) if e.is_not_found() => {}
-        Err(e) => return Err(e.into()),
-    }
-    let value = target.create(ctx).await?;
-    value.validate()?;
-    let (secret_string, secret_binary) = value.into_parts();
-    ctx.store
-        .put_secret_value(PutSecretValueRequest {
-            secret_id: ctx.secret_id.into(),
-            client_request_token: Some(ctx.token.into()),
-            secret_string,
-            secret_binary,
-            version_stages: Some(vec![AWSPENDING.into()]),
-            rotation_token: None,
-        })
-        .await?;
-    tracing::info!(
-        secret = ctx.secret_id,
-        version = ctx.token,
-        "createSecret: pending value stored"
-    );
-    Ok(())
-}
-
-async fn finish_secret(ctx: &StepContext<'_>, target: &dyn Target) -> Result<(), StepError> {
-    let current = ctx.description.holder(AWSCURRENT).map(str::to_string);
-    if current.as_deref() == Some(ctx.token) {
-        return Ok(());
-    }
-    ctx.store
-        .update_secret_version_stage(UpdateSecretVersionStageRequest {
-            secret_id: ctx.secret_id.into(),
-            version_stage: AWSCURRENT.into(),
-            move_to_version_id: Some(ctx.token.into()),
-            remove_from_version_id: current.clone(),
-        })
-        .await?;
-    tracing::info!(secret = ctx.secret_id, version = ctx.token, previous = ?current, "finishSecret: AWSCURRENT moved");
-    target.finish(ctx).await?;
-    Ok(())
 }
 
 /// A rotation function that carries out whole steps itself, calling the secret store on its
@@ -480,7 +312,7 @@ async fn run_one(
 }
 
 /// Records a failed run (logging, not failing, when the store refuses).
-async fn record_failure(
+pub(super) async fn record_failure(
     store: &dyn RotationStore,
     arn: &str,
     status: RotationStatus,
@@ -679,200 +511,12 @@ async fn rotate_inner(
     })
 }
 
-/// `RotateImmediately=false`: tests the rotation configuration without rotating. Under the
-/// rotation lock, a value-less `AWSPENDING` placeholder (under `opts.token`, or the caller's
-/// own placeholder already there) stands for the run; keyroll's steps test the *current*
-/// credentials with the target's `testSecret` (the placeholder has no value yet), a
-/// [`RotationFunction`] gets the `testSecret` event for the placeholder. The placeholder is
-/// removed afterwards, whatever the outcome; a failure is recorded like a failed rotation.
-pub async fn test_rotation(
-    store: &dyn RotationStore,
-    runner: StepRunner<'_>,
-    secret_id: &str,
-    opts: &RotateOptions,
-    observer: &dyn RotationObserver,
-) -> Result<RotationReport, RotationError> {
-    let started = Instant::now();
-    let desc = store
-        .describe_secret(SecretIdRequest {
-            secret_id: secret_id.into(),
-        })
-        .await?;
-    let arn = desc.arn.clone();
-    let _lock = store
-        .try_lock_rotation(&arn)?
-        .ok_or_else(|| RotationError::AlreadyRunning {
-            secret: desc.name.clone(),
-        })?;
-    let desc = store
-        .describe_secret(SecretIdRequest {
-            secret_id: arn.clone(),
-        })
-        .await?;
-    if desc.deleted_date.is_some() {
-        return Err(SmError::marked_for_deletion().into());
-    }
-    let token = opts.token.clone().unwrap_or_else(crate::ids::new_token);
-    if desc.holder(AWSPENDING) != Some(token.as_str()) {
-        store.begin_rotation(&arn, &token).await?;
-    }
-    let status = RotationStatus::begin(&token, store.now(), None);
-    observer.started(&arn, &token, false);
-    observer.step_started(Step::Test);
-    let t = Instant::now();
-    let work = async {
-        match runner {
-            StepRunner::Builtin(target) => {
-                let current = desc.holder(AWSCURRENT).ok_or_else(|| {
-                    StepError::Invalid(format!(
-                        "Secret {} has no AWSCURRENT version to test.",
-                        desc.arn
-                    ))
-                })?;
-                let ctx = StepContext::new(store, Step::Test, &arn, current, &desc);
-                Ok(target.test(&ctx).await?)
-            }
-            StepRunner::Function(f) => f.invoke(Step::Test, &arn, &token).await,
-        }
-    };
-    let result = bounded(Step::Test, opts.limit(None), work).await;
-    let elapsed = t.elapsed();
-    observer.step_finished(Step::Test, elapsed, result.as_ref().err());
-    if let Err(e) = discard(store, &arn, &token).await {
-        tracing::warn!(secret = %arn, version = %token, error = %e, "could not remove the test's placeholder");
-    }
-    match result {
-        Ok(()) => Ok(RotationReport {
-            arn,
-            name: desc.name,
-            version_id: token,
-            resumed: false,
-            steps: vec![(Step::Test, elapsed)],
-            total: started.elapsed(),
-        }),
-        Err(error) => {
-            record_failure(store, &arn, status, Step::Test, &error).await;
-            Err(RotationError::Step {
-                step: Step::Test,
-                token,
-                error,
-            })
-        }
-    }
-}
-
-/// What [`begin_request`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Begun {
-    pub arn: String,
-    pub name: String,
-    /// The request's `ClientRequestToken`: the new version's id.
-    pub version_id: String,
-    /// A retry of a request whose placeholder is already there: its rotation is under way
-    /// (or will be resumed); nothing is to be started.
-    pub retry: bool,
-}
-
-/// `RotateSecret`'s checks and its placeholder, the same for every service that implements
-/// the API: the token is required and valid; the secret exists, is not scheduled for
-/// deletion and is not a replica; a rotation function is named (in the request or stored),
-/// and `check_function` accepts it (the service's own rule, e.g. `keyroll serve` refuses a
-/// function it cannot run) before anything is saved; the rules are valid; no rotation is
-/// pending (a retry under the same token answers again) or `running`; there is an
-/// `AWSCURRENT` to rotate. Then the function and rules are saved and a value-less
-/// `AWSPENDING` placeholder is added under the request's token; the caller starts the run
-/// ([`rotate_with`] with `RotateOptions::token` = that token is a fresh rotation, or
-/// [`test_rotation`] for `RotateImmediately=false`).
-pub async fn begin_request<E: From<SmError>>(
-    store: &dyn RotationStore,
-    req: &crate::api::RotateSecretRequest,
-    running: impl Fn(&str) -> bool,
-    check_function: impl Fn(&str) -> Result<(), E>,
-) -> Result<Begun, E> {
-    let token = req.client_request_token.clone().ok_or_else(|| {
-        SmError::InvalidRequest(
-            "ClientRequestToken is required. AWS SDKs and the aws CLI generate one for you; a \
-             raw request must send a unique 32-64 character token (a UUID)."
-                .into(),
-        )
-    })?;
-    crate::ids::validate_token(&token)?;
-    let desc = store
-        .describe_secret(SecretIdRequest {
-            secret_id: req.secret_id.clone(),
-        })
-        .await?;
-    if desc.deleted_date.is_some() {
-        return Err(SmError::marked_for_deletion().into());
-    }
-    let own_region = crate::ids::parse_arn(&desc.arn).map(|a| a.region.to_string());
-    if desc
-        .primary_region
-        .as_deref()
-        .is_some_and(|p| own_region.as_deref() != Some(p))
-    {
-        return Err(SmError::InvalidRequest(
-            "Operation not permitted on a replica secret. Call must be made in primary secret's \
-             region."
-                .into(),
-        )
-        .into());
-    }
-    let lambda = req
-        .rotation_lambda_arn
-        .clone()
-        .or_else(|| desc.rotation_lambda_arn.clone())
-        .ok_or_else(|| {
-            SmError::InvalidRequest(
-                "No Lambda rotation function ARN is associated with this secret.".into(),
-            )
-        })?;
-    // A function that cannot run is refused before anything is saved.
-    check_function(&lambda)?;
-    if let Some(rules) = &req.rotation_rules {
-        crate::schedule::validate(rules)?;
-    }
-    let pending_conflict = || {
-        SmError::InvalidRequest(
-            "A previous rotation isn't complete. That rotation will be reattempted.".into(),
-        )
-    };
-    // Also a promoted version that still holds AWSPENDING: its clean-up is pending, and a
-    // new placeholder would take the label that records it.
-    if let Some(p) = desc.holder(AWSPENDING) {
-        if p == token {
-            return Ok(Begun {
-                arn: desc.arn.clone(),
-                name: desc.name.clone(),
-                version_id: token,
-                retry: true,
-            });
-        }
-        return Err(pending_conflict().into());
-    }
-    if running(&desc.arn) {
-        return Err(pending_conflict().into());
-    }
-    if desc.holder(AWSCURRENT).is_none() {
-        return Err(SmError::InvalidRequest(
-            "The secret has no AWSCURRENT version to rotate: put a value first.".into(),
-        )
-        .into());
-    }
-    store
-        .configure_rotation(&desc.arn, Some(lambda), req.rotation_rules.clone())
-        .await?;
-    store.begin_rotation(&desc.arn, &token).await?;
-    Ok(Begun {
-        arn: desc.arn,
-        name: desc.name,
-        version_id: token,
-        retry: false,
-    })
-}
-
 /// Removes `AWSPENDING` from `token` (a version the target never accepted).
-async fn discard(store: &dyn RotationStore, arn: &str, token: &str) -> Result<(), SmError> {
+pub(super) async fn discard(
+    store: &dyn RotationStore,
+    arn: &str,
+    token: &str,
+) -> Result<(), SmError> {
     let desc = store
         .describe_secret(SecretIdRequest {
             secret_id: arn.into(),
