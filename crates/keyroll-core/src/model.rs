@@ -139,19 +139,24 @@ pub struct RotationStatus {
     pub started: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ended: Option<Timestamp>,
-    /// Attempts made for this version (a resumed rotation counts again).
+    /// Attempts made for this version. A run that was interrupted (the process stopped while
+    /// the status said `InProgress`) is not counted again when it resumes: only genuine
+    /// failures add attempts.
     #[serde(default)]
     pub attempts: u32,
 }
 
 impl RotationStatus {
     /// A rotation to `version_id` starting `now`: the first attempt, or one more than `last`
-    /// records for the same version (a resumed rotation counts again).
+    /// records for the same version after a failure. When `last` is still `InProgress` for
+    /// the same version, that run was interrupted (a crash, a kill, a restart) and this one
+    /// carries it on under the same attempt number.
     pub fn begin(version_id: &str, now: Timestamp, last: Option<&RotationStatus>) -> Self {
-        let attempts = last
-            .filter(|s| s.version_id == version_id)
-            .map_or(0, |s| s.attempts)
-            + 1;
+        let attempts = match last.filter(|s| s.version_id == version_id) {
+            Some(s) if s.state == RotationState::InProgress => s.attempts.max(1),
+            Some(s) => s.attempts + 1,
+            None => 1,
+        };
         RotationStatus {
             state: RotationState::InProgress,
             version_id: version_id.to_string(),
@@ -179,7 +184,30 @@ impl RotationStatus {
         self.ended = Some(now);
         self
     }
+
+    /// Genuine failures recorded for this version (an interrupted run is not one).
+    pub fn failures(&self) -> u32 {
+        match self.state {
+            RotationState::Failed => self.attempts,
+            _ => self.attempts.saturating_sub(1),
+        }
+    }
+
+    /// Whether the rotation to `pending` may already have changed the target (setSecret may
+    /// have begun): every state except a failure at `createSecret` or a cancellation, which
+    /// only ever happens before setSecret. Such a rotation must be carried to its end even
+    /// when rotation was disabled meanwhile (`CancelRotateSecret`), since `AWSCURRENT` may no
+    /// longer log in.
+    pub fn may_have_changed_target(&self, pending: &str) -> bool {
+        self.version_id == pending
+            && !(self.state == RotationState::Failed
+                && (self.failed_step == Some(Step::Create)
+                    || self.error_type.as_deref() == Some(CANCELLED)))
+    }
 }
+
+/// The error class of a rotation stopped by `CancelRotateSecret` before setSecret.
+pub const CANCELLED: &str = "Cancelled";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RotationState {
@@ -746,6 +774,43 @@ pub fn validate_tags(tags: &[Tag]) -> Result<(), SmError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempts_count_failures_not_interruptions() {
+        let t = Timestamp::from_secs(0);
+        let first = RotationStatus::begin("v1", t, None);
+        assert_eq!((first.attempts, first.failures()), (1, 0));
+        // Interrupted (still InProgress): the next run keeps the number.
+        let again = RotationStatus::begin("v1", t, Some(&first));
+        assert_eq!((again.attempts, again.failures()), (1, 0));
+        let failed = again.failed(Step::Test, "TestFailed".into(), "no".into(), t);
+        assert_eq!(failed.failures(), 1);
+        let retry = RotationStatus::begin("v1", t, Some(&failed));
+        assert_eq!((retry.attempts, retry.failures()), (2, 1));
+        // Another version starts over.
+        assert_eq!(RotationStatus::begin("v2", t, Some(&failed)).attempts, 1);
+    }
+
+    #[test]
+    fn whether_set_secret_may_have_run() {
+        let t = Timestamp::from_secs(0);
+        let running = RotationStatus::begin("v1", t, None);
+        assert!(
+            running.may_have_changed_target("v1"),
+            "interrupted: unknown, assume so"
+        );
+        assert!(!running.may_have_changed_target("v2"), "another version");
+        let at = |step: Step, class: &str| {
+            RotationStatus::begin("v1", t, None)
+                .failed(step, class.into(), "m".into(), t)
+                .may_have_changed_target("v1")
+        };
+        assert!(!at(Step::Create, "Unreachable"));
+        assert!(!at(Step::Set, CANCELLED), "cancelled before setSecret ran");
+        assert!(at(Step::Set, "Timeout"));
+        assert!(at(Step::Test, "TestFailed"));
+        assert!(at(Step::Finish, "Rejected"));
+    }
 
     const T0: Timestamp = Timestamp(1_700_000_000_000);
 

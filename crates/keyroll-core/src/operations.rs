@@ -10,6 +10,7 @@ use crate::error::SmError;
 use crate::ids::{SecretRef, parse_arn};
 use crate::model::{AWSPENDING, ReplicaStatus, SecretRecord};
 use crate::ports::SecretsApi;
+use crate::service::reject_replica;
 use crate::service::{
     Backend, Change, CommitError, SecretsService, decode_next_token, encode_next_token,
     filter_matches, page_size, paginate, validate_filters,
@@ -254,7 +255,8 @@ impl<B: Backend> SecretsService<B> {
 
     /// A new `AWSCURRENT` value put by a client counts as a rotation (AWS's rule): sets
     /// `LastRotatedDate` and moves `NextRotationDate` one schedule on. No-op for a secret
-    /// without rotation.
+    /// without rotation. `put_secret_value` and `update_secret` already apply the rule in
+    /// their own commit; this is for writes made outside them.
     pub fn note_manual_rotation(&self, secret_id: &str) -> Result<(), SmError> {
         let now = self.backend().now();
         self.modify_record(secret_id, |r| {
@@ -275,17 +277,6 @@ impl<B: Backend> SecretsService<B> {
         })?;
         Ok(())
     }
-}
-
-fn reject_replica(rec: &SecretRecord) -> Result<(), SmError> {
-    if rec.is_replica() {
-        return Err(SmError::InvalidRequest(
-            "Operation not permitted on a replica secret. Call must be made in primary secret's \
-             region."
-                .into(),
-        ));
-    }
-    Ok(())
 }
 
 // ---- policy documents ------------------------------------------------------------------------

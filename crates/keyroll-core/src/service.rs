@@ -9,8 +9,8 @@ use crate::api::*;
 use crate::error::SmError;
 use crate::ids::{Namespace, SecretRef, random_arn_suffix, validate_name, validate_token};
 use crate::model::{
-    AWSPENDING, RotationRules, RotationState, RotationStatus, SecretRecord, validate_description,
-    validate_tags,
+    AWSCURRENT, AWSPENDING, RotationRules, RotationState, RotationStatus, SecretRecord,
+    validate_description, validate_tags,
 };
 use crate::ports::{Placeholder, RotationLock, RotationStore, SecretsApi};
 use crate::time::Timestamp;
@@ -523,6 +523,9 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
             let same = rec.version(&token).is_some_and(|v| v.has_value)
                 && Self::same_value(b, rec, &token, &value);
             let o = rec.put_version(&token, stages.as_deref(), now, |_| same)?;
+            if o.changed && o.stages.iter().any(|s| s == AWSCURRENT) {
+                count_as_rotation(rec, now)?;
+            }
             let fx = Effects {
                 value: o.changed.then(|| (token.clone(), value.clone())),
                 removed_versions: o.removed_versions.clone(),
@@ -572,6 +575,7 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
                 let o = rec.put_version(t, None, now, |_| same)?;
                 if o.changed {
                     fx.value = Some((t.clone(), v.clone()));
+                    count_as_rotation(rec, now)?;
                 }
                 fx.removed_versions = o.removed_versions;
                 version_id = Some(o.version_id);
@@ -751,9 +755,24 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
     }
 }
 
-fn reject_replica(rec: &SecretRecord) -> Result<(), SmError> {
+/// AWS's rule: a client's new `AWSCURRENT` value (PutSecretValue without stages or with
+/// `AWSCURRENT`, UpdateSecret with a value) counts as a rotation — `LastRotatedDate` is set
+/// and `NextRotationDate` moves one schedule on — in the same commit, whichever driver
+/// writes (`keyroll serve`, the CLI). Values put as `AWSPENDING` (rotation functions) do
+/// not count. No-op without scheduled rotation.
+fn count_as_rotation(rec: &mut SecretRecord, now: Timestamp) -> Result<(), SmError> {
+    if let (true, Some(rules)) = (rec.rotation.enabled, &rec.rotation.rules) {
+        rec.next_rotation = crate::schedule::next_rotation(rules, now)?;
+        rec.last_rotated = Some(now);
+    }
+    Ok(())
+}
+
+/// The replica guard, for every write whichever driver makes it: one error code
+/// (`InvalidRequestException`) and one message.
+pub(crate) fn reject_replica(rec: &SecretRecord) -> Result<(), SmError> {
     if rec.is_replica() {
-        return Err(SmError::InvalidParameter(
+        return Err(SmError::InvalidRequest(
             "Operation not permitted on a replica secret. Call must be made in primary secret's \
              region."
                 .into(),

@@ -4,7 +4,7 @@
 use keyroll_core::api::*;
 use keyroll_core::engine::{
     RotateOptions, RotationError, RotationFunction, Silent, StepError, StepRunner, rotate,
-    rotate_with, run_step,
+    rotate_with, run_step, test_rotation,
 };
 use keyroll_core::memory::{MemoryBackend, memory_service};
 use keyroll_core::model::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Step};
@@ -133,7 +133,9 @@ async fn failure_at_each_step_keeps_current_and_a_rerun_completes() {
                 .unwrap();
             assert!(report.resumed);
             if step == Step::Finish {
-                assert!(report.steps.is_empty(), "only the clean-up was left to do");
+                // Only the clean-up was left to do, and it ran again.
+                assert_eq!(report.steps.len(), 1);
+                assert_eq!(report.steps[0].0, Step::Finish);
             }
             // A createSecret that failed before storing its value generates again on resume.
             let expected = if step == Step::Create && after {
@@ -438,7 +440,7 @@ async fn a_rotation_takes_four_commits() {
 }
 
 #[tokio::test]
-async fn a_cancelled_rotation_stops_before_its_next_step_and_keeps_pending() {
+async fn a_cancelled_rotation_stops_before_set_and_discards_pending() {
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
     let svc = memory_service();
@@ -455,7 +457,7 @@ async fn a_cancelled_rotation_stops_before_its_next_step_and_keeps_pending() {
     match &err {
         RotationError::Step { step, error, .. } => {
             assert_eq!(*step, Step::Create);
-            assert!(matches!(error, StepError::Cancelled));
+            assert!(matches!(error, StepError::Cancelled(Step::Create)));
         }
         other => panic!("expected a cancelled step, got {other}"),
     }
@@ -468,17 +470,229 @@ async fn a_cancelled_rotation_stops_before_its_next_step_and_keeps_pending() {
         .await
         .unwrap();
     assert!(
-        desc.holder(AWSPENDING).is_some(),
-        "the placeholder stays for the next run"
+        desc.holder(AWSPENDING).is_none(),
+        "nothing was set: the pending version is discarded"
     );
     let status = desc.keyroll_rotation_status.unwrap();
     assert_eq!(status.error_type.as_deref(), Some("Cancelled"));
-    // Not cancelled this time: the next run resumes the same version and completes.
+    // The next run starts afresh and completes.
+    let report = rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap();
+    assert!(!report.resumed);
+    assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), "v0-rotated-0");
+}
+
+/// Sets the cancel flag and disables rotation (what `CancelRotateSecret` does) while
+/// setSecret runs.
+struct CancelDuringSet<'a> {
+    svc: &'a Svc,
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl keyroll_core::ports::Target for CancelDuringSet<'_> {
+    fn name(&self) -> &str {
+        "cancel-during-set"
+    }
+    async fn create(
+        &self,
+        ctx: &keyroll_core::ports::StepContext<'_>,
+    ) -> Result<SecretValue, keyroll_core::ports::TargetError> {
+        CounterTarget::default().create(ctx).await
+    }
+    async fn set(
+        &self,
+        ctx: &keyroll_core::ports::StepContext<'_>,
+    ) -> Result<(), keyroll_core::ports::TargetError> {
+        self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.svc.cancel_rotation(ctx.secret_id)?;
+        Ok(())
+    }
+    async fn test(
+        &self,
+        ctx: &keyroll_core::ports::StepContext<'_>,
+    ) -> Result<(), keyroll_core::ports::TargetError> {
+        ctx.pending().await.map(|_| ())
+    }
+}
+
+#[tokio::test]
+async fn a_cancel_after_set_lets_the_rotation_complete() {
+    let svc = memory_service();
+    let arn = create(&svc, "app/late-cancel", "v0").await;
+    enable(&svc, &arn).await;
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let target = CancelDuringSet {
+        svc: &svc,
+        flag: flag.clone(),
+    };
+    let opts = RotateOptions {
+        cancel: Some(flag),
+        ..RotateOptions::default()
+    };
+    let report = rotate(&svc, &target, &arn, &opts, &Silent).await.unwrap();
+    assert_eq!(report.steps.len(), 4);
+    assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), "v0-rotated-0");
+    assert!(value(&svc, &arn, AWSPENDING).await.is_none());
+    let desc = svc
+        .describe_secret(SecretIdRequest {
+            secret_id: arn.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        desc.rotation_enabled,
+        Some(false),
+        "future rotations stay off"
+    );
+}
+
+#[tokio::test]
+async fn a_rotation_interrupted_after_set_resumes_with_rotation_disabled() {
+    let svc = memory_service();
+    let arn = create(&svc, "app/interrupted", "v0").await;
+    enable(&svc, &arn).await;
+    let target = FlakyTarget::new(CounterTarget::default());
+    target.fail_after(Step::Set, 1);
+    rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap_err();
+    // Rotation switched off (CancelRotateSecret) after setSecret changed the target.
+    svc.cancel_rotation(&arn).unwrap();
     let report = rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent)
         .await
         .unwrap();
     assert!(report.resumed);
     assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), "v0-rotated-0");
+    // A rotation that never reached setSecret is not resumed once rotation is off.
+    let arn2 = create(&svc, "app/never-set", "v0").await;
+    enable(&svc, &arn2).await;
+    target.fail_before(Step::Create, 1);
+    rotate(&svc, &target, &arn2, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap_err();
+    svc.cancel_rotation(&arn2).unwrap();
+    let err = rotate(&svc, &target, &arn2, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), "RotationNotEnabled");
+}
+
+async fn status(svc: &Svc, arn: &str) -> keyroll_core::model::RotationStatus {
+    svc.describe_secret(SecretIdRequest {
+        secret_id: arn.into(),
+    })
+    .await
+    .unwrap()
+    .keyroll_rotation_status
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_interruption_is_not_a_failed_attempt() {
+    let svc = memory_service();
+    let arn = create(&svc, "app/attempts", "v0").await;
+    enable(&svc, &arn).await;
+    let target = FlakyTarget::new(CounterTarget::default());
+    target.fail_before(Step::Test, 1);
+    rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap_err();
+    let failed = status(&svc, &arn).await;
+    assert_eq!((failed.attempts, failed.failures()), (1, 1));
+    // A run that begins and is killed leaves InProgress with attempt 2 ...
+    let running =
+        keyroll_core::model::RotationStatus::begin(&failed.version_id, svc.now(), Some(&failed));
+    assert_eq!((running.attempts, running.failures()), (2, 1));
+    svc.record_rotation_status(&arn, running).await.unwrap();
+    // ... and the run that carries it on keeps that number: one failure so far.
+    let report = rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap();
+    assert!(report.resumed);
+    let done = status(&svc, &arn).await;
+    assert_eq!(done.attempts, 2);
+}
+
+/// A target whose setSecret never returns (a statement waiting on a lock).
+struct Hangs;
+
+#[async_trait::async_trait]
+impl keyroll_core::ports::Target for Hangs {
+    fn name(&self) -> &str {
+        "hangs"
+    }
+    async fn create(
+        &self,
+        ctx: &keyroll_core::ports::StepContext<'_>,
+    ) -> Result<SecretValue, keyroll_core::ports::TargetError> {
+        CounterTarget::default().create(ctx).await
+    }
+    async fn set(
+        &self,
+        _ctx: &keyroll_core::ports::StepContext<'_>,
+    ) -> Result<(), keyroll_core::ports::TargetError> {
+        std::future::pending().await
+    }
+    async fn test(
+        &self,
+        _ctx: &keyroll_core::ports::StepContext<'_>,
+    ) -> Result<(), keyroll_core::ports::TargetError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_step_past_its_deadline_fails_and_is_resumable() {
+    use std::time::Duration;
+    let svc = memory_service();
+    let arn = create(&svc, "app/hangs", "v0").await;
+    enable(&svc, &arn).await;
+    let ms = Duration::from_millis;
+    for (step_timeout, rotation_timeout) in [
+        (Some(ms(50)), None),
+        (Some(Duration::from_secs(600)), Some(ms(80))),
+    ] {
+        let opts = RotateOptions {
+            step_timeout,
+            rotation_timeout,
+            ..RotateOptions::default()
+        };
+        let err = rotate(&svc, &Hangs, &arn, &opts, &Silent)
+            .await
+            .unwrap_err();
+        assert_eq!(err.failed_step(), Some(Step::Set));
+        assert_eq!(err.class(), "Timeout");
+        match &err {
+            RotationError::Step {
+                error: StepError::TimedOut { after, .. },
+                ..
+            } => match step_timeout {
+                Some(s) if rotation_timeout.is_none() => assert_eq!(*after, s),
+                _ => assert!(*after <= ms(80), "{after:?}"),
+            },
+            other => panic!("expected a timeout, got {other}"),
+        }
+        assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), "v0");
+    }
+    // Resumable: the same pending version completes with a target that answers.
+    let report = rotate(
+        &svc,
+        &CounterTarget::default(),
+        &arn,
+        &RotateOptions::default(),
+        &Silent,
+    )
+    .await
+    .unwrap();
+    assert!(report.resumed);
+    assert!(
+        value(&svc, &arn, AWSCURRENT)
+            .await
+            .unwrap()
+            .starts_with("v0-rotated-")
+    );
 }
 
 /// A rotation function that does each step itself through the store, like a Lambda; with
@@ -571,4 +785,185 @@ async fn a_rotation_function_runs_the_steps_and_must_promote() {
     );
     assert_eq!(value(&svc, &arn, AWSPREVIOUS).await.unwrap(), "v0");
     assert!(value(&svc, &arn, AWSPENDING).await.is_none());
+}
+
+#[tokio::test]
+async fn test_only_runs_test_secret_through_the_engine_and_removes_the_placeholder() {
+    let svc = memory_service();
+    let arn = create(&svc, "app/test-only", "v0").await;
+    enable(&svc, &arn).await;
+    // The caller's own placeholder (what RotateSecret adds before answering).
+    let token = keyroll_core::ids::new_token();
+    svc.begin_rotation(&arn, &token).await.unwrap();
+    let opts = RotateOptions {
+        token: Some(token.clone()),
+        ..RotateOptions::default()
+    };
+    let target = FlakyTarget::new(CounterTarget::default());
+    let report = test_rotation(&svc, StepRunner::Builtin(&target), &arn, &opts, &Silent)
+        .await
+        .unwrap();
+    assert!(!report.resumed);
+    assert_eq!(report.version_id, token);
+    assert_eq!(report.steps.len(), 1);
+    assert_eq!(report.steps[0].0, Step::Test);
+    assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), "v0");
+    assert!(
+        !stages(&svc, &arn).await.contains_key(&token),
+        "placeholder removed"
+    );
+    // A failing test is recorded, and changes nothing either.
+    target.fail_before(Step::Test, 1);
+    let err = test_rotation(
+        &svc,
+        StepRunner::Builtin(&target),
+        &arn,
+        &RotateOptions::default(),
+        &Silent,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.failed_step(), Some(Step::Test));
+    let st = status(&svc, &arn).await;
+    assert_eq!(st.failed_step, Some(Step::Test));
+    assert!(
+        !stages(&svc, &arn)
+            .await
+            .values()
+            .flatten()
+            .any(|s| s == AWSPENDING)
+    );
+    assert_eq!(value(&svc, &arn, AWSCURRENT).await.unwrap(), "v0");
+}
+
+#[tokio::test]
+async fn the_callers_own_placeholder_is_a_fresh_rotation() {
+    let svc = memory_service();
+    let arn = create(&svc, "app/own", "v0").await;
+    enable(&svc, &arn).await;
+    let token = keyroll_core::ids::new_token();
+    svc.begin_rotation(&arn, &token).await.unwrap();
+    let opts = RotateOptions {
+        token: Some(token.clone()),
+        ..RotateOptions::default()
+    };
+    let report = rotate(&svc, &CounterTarget::default(), &arn, &opts, &Silent)
+        .await
+        .unwrap();
+    assert!(!report.resumed);
+    assert_eq!(report.version_id, token);
+    assert_eq!(status(&svc, &arn).await.attempts, 1);
+}
+
+#[tokio::test]
+async fn a_clients_new_current_value_counts_as_a_rotation_whichever_driver_writes() {
+    let svc = memory_service();
+    let arn = create(&svc, "app/manual", "v0").await;
+    svc.configure_rotation(
+        &arn,
+        Some("keyroll".into()),
+        Some(keyroll_core::model::RotationRules {
+            automatically_after_days: Some(10),
+            ..Default::default()
+        }),
+    )
+    .await
+    .unwrap();
+    let describe = || async {
+        svc.describe_secret(SecretIdRequest {
+            secret_id: arn.clone(),
+        })
+        .await
+        .unwrap()
+    };
+    assert!(describe().await.last_rotated_date.is_none());
+    // A pending value (what rotation functions put) does not count.
+    svc.put_secret_value(PutSecretValueRequest {
+        secret_id: arn.clone(),
+        client_request_token: Some(keyroll_core::ids::new_token()),
+        secret_string: Some(SecretString::from("p".to_string())),
+        version_stages: Some(vec![AWSPENDING.into()]),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert!(describe().await.last_rotated_date.is_none());
+    // A new AWSCURRENT put straight to the service (as `keyroll secret put` does) counts.
+    svc.put_secret_value(PutSecretValueRequest {
+        secret_id: arn.clone(),
+        client_request_token: Some(keyroll_core::ids::new_token()),
+        secret_string: Some(SecretString::from("v1".to_string())),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let d = describe().await;
+    let rotated = d.last_rotated_date.expect("counted as a rotation");
+    assert_eq!(
+        d.next_rotation_date.unwrap().millis() - rotated.millis(),
+        10 * 86_400_000
+    );
+}
+
+#[tokio::test]
+async fn rotate_secret_checks_and_placeholder_live_in_the_engine() {
+    use keyroll_core::SmError;
+    use keyroll_core::engine::begin_request;
+    let svc = memory_service();
+    let arn = create(&svc, "app/request", "v0").await;
+    let ok = |_: &str| -> Result<(), SmError> { Ok(()) };
+    let req = |token: Option<&str>| RotateSecretRequest {
+        secret_id: arn.clone(),
+        client_request_token: token.map(str::to_string),
+        rotation_lambda_arn: Some("keyroll".into()),
+        ..Default::default()
+    };
+    let err = begin_request(&svc, &req(None), |_| false, ok)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("ClientRequestToken is required"),
+        "{err}"
+    );
+    // The service's own rule about the function runs before anything is saved.
+    let refuse = |_: &str| -> Result<(), SmError> { Err(SmError::InvalidRequest("no".into())) };
+    let token = keyroll_core::ids::new_token();
+    begin_request(&svc, &req(Some(&token)), |_| false, refuse)
+        .await
+        .unwrap_err();
+    assert!(stages(&svc, &arn).await.len() == 1, "nothing saved");
+    // A running rotation is a conflict.
+    begin_request(&svc, &req(Some(&token)), |_| true, ok)
+        .await
+        .unwrap_err();
+    let begun = begin_request(&svc, &req(Some(&token)), |_| false, ok)
+        .await
+        .unwrap();
+    assert!(!begun.retry);
+    assert_eq!(begun.version_id, token);
+    assert_eq!(stages(&svc, &arn).await[&token], [AWSPENDING]);
+    // A retry of the same request answers again; another token is a conflict.
+    let again = begin_request(&svc, &req(Some(&token)), |_| false, ok)
+        .await
+        .unwrap();
+    assert!(again.retry);
+    let other = keyroll_core::ids::new_token();
+    let err = begin_request(&svc, &req(Some(&other)), |_| false, ok)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("A previous rotation isn't complete"),
+        "{err}"
+    );
+    // The run that follows is a fresh rotation under the request's token.
+    let opts = RotateOptions {
+        token: Some(token.clone()),
+        ..RotateOptions::default()
+    };
+    let report = rotate(&svc, &CounterTarget::default(), &arn, &opts, &Silent)
+        .await
+        .unwrap();
+    assert!(!report.resumed);
+    assert_eq!(report.version_id, token);
 }

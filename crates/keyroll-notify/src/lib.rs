@@ -29,6 +29,9 @@
 //!   `keyroll:notify-email`, `keyroll:notify-sns-topic`) and event filters.
 //! - [`notifier`]: [`Notifier`] — selection, concurrent delivery, bounded retries with
 //!   backoff (injectable [`Sleeper`]), logs.
+//! - [`observer`]: [`NotifyingObserver`] — the engine observer every orchestrating driver
+//!   (`keyroll rotate`, `keyroll serve`) wraps its own in, so that one code path turns a
+//!   rotation's outcome into an event.
 //! - [`metrics`]: per-channel counters and their Prometheus rendering.
 //! - [`format`]: the payloads (JSON, Slack, e-mail, SNS).
 //! - `webhook`, `email`, `sns` (feature `sns`): the channels.
@@ -40,6 +43,7 @@ pub mod event;
 pub mod format;
 pub mod metrics;
 pub mod notifier;
+pub mod observer;
 pub mod routing;
 #[cfg(feature = "sns")]
 mod sns;
@@ -56,4 +60,5 @@ pub use event::{BreakGlass, EventKind, RotationEvent};
 pub use keyroll_core::time::{Sleeper, TokioSleeper};
 pub use metrics::{ChannelCounters, ChannelStats, NotifyMetrics};
 pub use notifier::{DeliveryReport, Notifier};
+pub use observer::NotifyingObserver;
 pub use routing::{EventFilter, Routing};

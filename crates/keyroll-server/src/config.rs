@@ -38,6 +38,8 @@
 //! max_attempts = 5
 //! backoff_initial_secs = 30
 //! backoff_max_secs = 3600
+//! step_timeout_secs = 120            # one rotation step at most (then it fails, resumable)
+//! rotation_timeout_secs = 600        # one whole rotation at most
 //!
 //! [functions.my-api-key-rotator]     # the function name of a RotationLambdaARN
 //! command = ["python3", "/opt/rotators/api_key.py"]
@@ -49,6 +51,7 @@
 //!
 //! [targets]                           # the built-in rotator's database connections
 //! connect_timeout_secs = 5
+//! statement_timeout_secs = 30        # one statement (or lock wait) on keyroll's sessions
 //! ca_bundle = "/etc/ssl/rds-global-bundle.pem"
 //! password_length = 32
 //! ```
@@ -149,12 +152,17 @@ pub struct SchedulerConfig {
     pub tick_secs: u64,
     /// Rotations running at once (scheduled and `RotateSecret`'s together).
     pub max_concurrent: usize,
-    /// Failed attempts within one window before the rotation is marked failed until the next.
+    /// Failed attempts after which the secret is marked failing (it is still retried, at most
+    /// `backoff_max_secs` apart).
     pub max_attempts: u32,
     pub backoff_initial_secs: u64,
     pub backoff_max_secs: u64,
     /// Fraction of each backoff delay drawn at random (0–1).
     pub jitter: f64,
+    /// The longest one rotation step may run before it is stopped and fails.
+    pub step_timeout_secs: u64,
+    /// The longest one whole rotation may run.
+    pub rotation_timeout_secs: u64,
 }
 
 impl Default for SchedulerConfig {
@@ -167,6 +175,8 @@ impl Default for SchedulerConfig {
             backoff_initial_secs: 30,
             backoff_max_secs: 3600,
             jitter: 0.5,
+            step_timeout_secs: 120,
+            rotation_timeout_secs: 600,
         }
     }
 }
@@ -240,6 +250,9 @@ pub struct Config {
 pub struct TargetsConfig {
     /// One connection attempt's limit (TCP, TLS, authentication). Default 5 s.
     pub connect_timeout_secs: Option<u64>,
+    /// One statement's (and one lock wait's) limit on keyroll's database sessions.
+    /// Default 30 s.
+    pub statement_timeout_secs: Option<u64>,
     /// PEM CA bundle to trust for database TLS instead of the system roots.
     pub ca_bundle: Option<PathBuf>,
     /// Generated password length (default 32).
@@ -258,6 +271,9 @@ impl TargetsConfig {
         let mut t = keyroll_targets::TargetConfig::default();
         if let Some(s) = self.connect_timeout_secs {
             t.connect_timeout = Duration::from_secs(s);
+        }
+        if let Some(s) = self.statement_timeout_secs {
+            t.statement_timeout = Duration::from_secs(s);
         }
         t.ca_bundle = self.ca_bundle.clone();
         t.password_length = self.password_length;

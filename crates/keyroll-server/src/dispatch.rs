@@ -1,6 +1,7 @@
 //! The 23 operations: `X-Amz-Target: secretsmanager.<Operation>` to a call on the region's
 //! [`keyroll_core::service::SecretsService`], plus what the service alone does not do:
-//! replication across regions, the replica guard, and "a manual put counts as a rotation".
+//! replication across regions and the replica guard of the operations the service does not
+//! guard itself ("a manual put counts as a rotation" is the service's own).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use keyroll_core::SmError;
 use keyroll_core::api::*;
 use keyroll_core::model::ReplicaStatus;
 use keyroll_core::operations::{
@@ -16,7 +18,6 @@ use keyroll_core::operations::{
     sync_replica, validate_resource_policy,
 };
 use keyroll_core::ports::SecretsApi;
-use keyroll_core::{AWSCURRENT, SmError};
 
 use crate::authz::{self, RequestMeta, RequestParams};
 use crate::identity::Principal;
@@ -424,19 +425,14 @@ async fn write<R: Regions>(
         }
         Operation::PutSecretValue => {
             let req: PutSecretValueRequest = parse(body)?;
+            // A new AWSCURRENT counts as a rotation: the core service applies it.
             let resp = svc.put_secret_value(req).await?;
-            if resp.version_stages.iter().any(|s| s == AWSCURRENT) {
-                svc.note_manual_rotation(&resp.arn)?;
-            }
             app.store.sync_replicas(region, &resp.arn)?;
             json(&resp)
         }
         Operation::UpdateSecret => {
             let req: UpdateSecretRequest = parse(body)?;
             let resp = svc.update_secret(req).await?;
-            if resp.version_id.is_some() {
-                svc.note_manual_rotation(&resp.arn)?;
-            }
             app.store.sync_replicas(region, &resp.arn)?;
             json(&resp)
         }

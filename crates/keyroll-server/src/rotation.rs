@@ -15,18 +15,16 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use keyroll_core::api::*;
 use keyroll_core::engine::{
     self, RotateOptions, RotationError, RotationFunction, RotationObserver, StepError, StepRunner,
 };
-use keyroll_core::ids::validate_token;
-use keyroll_core::model::RotationStatus;
-use keyroll_core::ports::{RotationStore, SecretsApi, SharedTarget, StepContext};
+use keyroll_core::ports::{RotationStore, SecretsApi};
 use keyroll_core::rotators::{function_name, is_builtin};
-use keyroll_core::{AWSCURRENT, AWSPENDING, SmError, Step};
+use keyroll_core::{SmError, Step};
 use keyroll_targets::AutoTarget;
 use secrecy::ExposeSecret;
 use tokio::io::AsyncWriteExt;
@@ -232,75 +230,30 @@ pub async fn rotate_secret<R: Regions>(
         ));
     }
     let svc = app.store.region(region)?;
-    let token = req.client_request_token.clone().ok_or_else(|| {
-        SmError::InvalidRequest(
-            "ClientRequestToken is required. AWS SDKs and the aws CLI generate one for you; a \
-             raw request must send a unique 32-64 character token (a UUID)."
-                .into(),
-        )
-    })?;
-    validate_token(&token)?;
-    let rec = svc.find(&req.secret_id)?;
-    rec.ensure_not_deleted()?;
-    if rec.is_replica() {
-        return Err(SmError::InvalidRequest(
-            "Operation not permitted on a replica secret. Call must be made in primary secret's \
-             region."
-                .into(),
-        )
-        .into());
+    // The checks and the placeholder are the engine's; this server adds its own rule: a
+    // function it cannot run is refused.
+    let begun = engine::begin_request(
+        svc.as_ref(),
+        &req,
+        |arn| app.rotations.is_running(arn),
+        |lambda| resolve_rotator(&app.config, lambda).map(|_| ()),
+    )
+    .await?;
+    if begun.retry {
+        return Ok(RotateSecretResponse {
+            arn: begun.arn,
+            name: begun.name,
+            version_id: Some(begun.version_id),
+        });
     }
-    let lambda = req
-        .rotation_lambda_arn
-        .clone()
-        .or_else(|| rec.rotation.lambda_arn.clone())
-        .ok_or_else(|| {
-            SmError::InvalidRequest(
-                "No Lambda rotation function ARN is associated with this secret.".into(),
-            )
-        })?;
-    // A function that cannot run is refused before anything is saved.
-    resolve_rotator(&app.config, &lambda)?;
-    if let Some(rules) = &req.rotation_rules {
-        keyroll_core::schedule::validate(rules)?;
-    }
-    let pending_conflict = || {
-        ApiError::from(SmError::InvalidRequest(
-            "A previous rotation isn't complete. That rotation will be reattempted.".into(),
-        ))
-    };
-    if let Some(p) = rec.holder(AWSPENDING)
-        && !p.has_stage(AWSCURRENT)
-    {
-        if p.id == token {
-            // A retry of the same request.
-            return Ok(RotateSecretResponse {
-                arn: rec.arn.clone(),
-                name: rec.name.clone(),
-                version_id: Some(token),
-            });
-        }
-        return Err(pending_conflict());
-    }
-    if app.rotations.is_running(&rec.arn) {
-        return Err(pending_conflict());
-    }
-    if rec.current().is_none() {
-        return Err(SmError::InvalidRequest(
-            "The secret has no AWSCURRENT version to rotate: put a value first.".into(),
-        )
-        .into());
-    }
-    svc.configure_rotation(&rec.arn, Some(lambda), req.rotation_rules.clone())
-        .await?;
-    svc.begin_rotation(&rec.arn, &token).await?;
+    let token = begun.version_id;
     let mode = if req.rotate_immediately.unwrap_or(true) {
         Mode::Rotate
     } else {
         Mode::TestOnly
     };
     let app2 = app.clone();
-    let (region2, arn, token2) = (region.to_string(), rec.arn.clone(), token.clone());
+    let (region2, arn, token2) = (region.to_string(), begun.arn.clone(), token.clone());
     tokio::spawn(async move {
         match run_rotation(&app2, &region2, &arn, Some(token2), mode).await {
             Ok(()) => {}
@@ -308,8 +261,8 @@ pub async fn rotate_secret<R: Regions>(
         }
     });
     Ok(RotateSecretResponse {
-        arn: rec.arn,
-        name: rec.name,
+        arn: begun.arn,
+        name: begun.name,
         version_id: Some(token),
     })
 }
@@ -334,58 +287,15 @@ pub async fn run_rotation<R: Regions>(
         .rotations_in_progress
         .fetch_add(1, Ordering::Relaxed);
     let svc = app.store.region(region)?;
-    let since = svc.now();
-    let result = match mode {
-        // The engine takes the store's rotation lock itself.
-        Mode::Rotate => rotate(app, region, &svc, arn, token, &running.cancel).await,
-        Mode::TestOnly => match svc.try_lock_rotation(arn)? {
-            None => Err(RunError::AlreadyRunning),
-            Some(_lock) => test_locked(app, region, &svc, arn, token).await,
-        },
-    };
+    // The engine takes the store's rotation lock itself.
+    let result = rotate(app, region, &svc, arn, token, &running.cancel, mode).await;
     app.metrics
         .rotations_in_progress
         .fetch_sub(1, Ordering::Relaxed);
     if let Err(e) = app.store.sync_replicas(region, arn) {
         tracing::warn!(secret = %arn, error = %e, "could not update replicas after rotation");
     }
-    // The outcome this run recorded (not an older one: a refused run records nothing).
-    if mode == Mode::Rotate
-        && app.notifier.is_enabled()
-        && !matches!(
-            result,
-            Err(RunError::AlreadyRunning | RunError::ShuttingDown)
-        )
-        && let Ok(desc) = describe(&svc, arn).await
-        && let Some(event) = keyroll_notify::RotationEvent::from_rotation_status(&desc)
-        && event.started_at >= since
-    {
-        app.notifier.spawn(event.with_source("keyroll serve"));
-    }
     result
-}
-
-async fn resolve_target<B: keyroll_core::service::Backend>(
-    svc: &keyroll_core::service::SecretsService<B>,
-    desc: &DescribeSecretResponse,
-    config: &Config,
-) -> Result<SharedTarget, (String, String)> {
-    let current = svc
-        .get_secret_value(GetSecretValueRequest {
-            secret_id: desc.arn.clone(),
-            version_id: None,
-            version_stage: Some(AWSCURRENT.into()),
-        })
-        .await
-        .map_err(|e| ("StoreError".to_string(), e.to_string()))?;
-    let value = current.value().ok_or_else(|| {
-        (
-            "InvalidSecret".to_string(),
-            "AWSCURRENT has no value".to_string(),
-        )
-    })?;
-    keyroll_targets::resolve(desc, &value, &config.targets.target_config())
-        .map_err(|e| (e.class().to_string(), e.to_string()))
 }
 
 async fn describe<B: keyroll_core::service::Backend>(
@@ -398,7 +308,8 @@ async fn describe<B: keyroll_core::service::Backend>(
     .await
 }
 
-/// A rotation through the engine, with the function the secret names.
+/// A rotation (or, `Mode::TestOnly`, a test of the configuration) through the engine, with
+/// the function the secret names.
 async fn rotate<R: Regions>(
     app: &Arc<App<R>>,
     region: &str,
@@ -406,6 +317,7 @@ async fn rotate<R: Regions>(
     arn: &str,
     token: Option<String>,
     cancel: &Arc<AtomicBool>,
+    mode: Mode,
 ) -> Result<(), RunError> {
     let desc = describe(svc, arn).await?;
     let lambda = desc.rotation_lambda_arn.clone().ok_or_else(|| {
@@ -428,25 +340,46 @@ async fn rotate<R: Regions>(
             StepRunner::Function(&external)
         }
     };
+    let s = &app.config.scheduler;
     let opts = RotateOptions {
         token,
         cancel: Some(cancel.clone()),
+        step_timeout: Some(Duration::from_secs(s.step_timeout_secs.max(1))),
+        rotation_timeout: Some(Duration::from_secs(s.rotation_timeout_secs.max(1))),
         ..RotateOptions::default()
     };
-    let observer = Observer {
+    let logs = Observer {
         app: app.as_ref(),
         arn,
         function: function_name(&lambda),
     };
-    match engine::rotate_with(svc.as_ref(), runner, arn, &opts, &observer).await {
+    // RotationSucceeded / RotationFailed, delivered in the background.
+    let observer =
+        keyroll_notify::NotifyingObserver::new(&logs, &app.notifier, "keyroll serve", || svc.now());
+    let result = match mode {
+        Mode::Rotate => engine::rotate_with(svc.as_ref(), runner, arn, &opts, &observer).await,
+        Mode::TestOnly => engine::test_rotation(svc.as_ref(), runner, arn, &opts, &observer).await,
+    };
+    let (ok, failed) = match mode {
+        Mode::Rotate => (RotationOutcome::Succeeded, RotationOutcome::Failed),
+        Mode::TestOnly => (RotationOutcome::Tested, RotationOutcome::TestFailed),
+    };
+    match result {
         Ok(report) => {
-            app.metrics.rotation(RotationOutcome::Succeeded);
-            tracing::info!(secret = %arn, version = %report.version_id, "rotation succeeded");
+            app.metrics.rotation(ok);
+            match mode {
+                Mode::Rotate => {
+                    tracing::info!(secret = %arn, version = %report.version_id, resumed = report.resumed, "rotation succeeded")
+                }
+                Mode::TestOnly => {
+                    tracing::info!(secret = %arn, "rotation configuration tested (testSecret only)")
+                }
+            }
             Ok(())
         }
         Err(RotationError::Step { step, token, error }) => {
-            app.metrics.rotation(RotationOutcome::Failed);
-            tracing::warn!(secret = %arn, version = %token, %step, class = error.class(), error = %error, "rotation failed; AWSCURRENT unchanged, AWSPENDING kept");
+            app.metrics.rotation(failed);
+            tracing::warn!(secret = %arn, version = %token, %step, class = error.class(), error = %error, ?mode, "rotation failed; AWSCURRENT unchanged before finishSecret, the pending version kept for the next run");
             Err(RunError::Step {
                 step,
                 class: error.class().to_string(),
@@ -501,79 +434,6 @@ impl<R: Regions> RotationFunction for ExternalFunction<R> {
         )
         .await
         .map_err(|(class, message)| StepError::Function { class, message })
-    }
-}
-
-async fn test_locked<R: Regions>(
-    app: &Arc<App<R>>,
-    region: &str,
-    svc: &Service<R>,
-    arn: &str,
-    token: Option<String>,
-) -> Result<(), RunError> {
-    let desc = describe(svc, arn).await?;
-    let lambda = desc
-        .rotation_lambda_arn
-        .clone()
-        .ok_or_else(|| RunError::Config("no rotation function".into()))?;
-    let rotator = resolve_rotator(&app.config, &lambda)?;
-    let token = token.unwrap_or_else(keyroll_core::ids::new_token);
-    let t0 = Instant::now();
-    let r = match &rotator {
-        Rotator::Builtin => match resolve_target(svc.as_ref(), &desc, &app.config).await {
-            // The placeholder has no value yet: the built-in test logs in with AWSCURRENT.
-            Ok(target) => match desc.holder(AWSCURRENT) {
-                Some(current) => {
-                    let ctx = StepContext::new(svc.as_ref(), Step::Test, arn, current, &desc);
-                    target
-                        .test(&ctx)
-                        .await
-                        .map_err(|e| (e.class().to_string(), e.to_string()))
-                }
-                None => Err(("InvalidSecret".into(), "no AWSCURRENT version".into())),
-            },
-            Err(e) => Err(e),
-        },
-        Rotator::External { name, function } => {
-            invoke(app, region, name, function, Step::Test, arn, &token)
-                .await
-                .map_err(|(class, message)| (class.to_string(), message))
-        }
-    };
-    app.metrics.step(Step::Test, r.is_ok(), t0.elapsed());
-    // Remove the placeholder the test ran against.
-    if desc.holder(AWSPENDING) == Some(token.as_str()) {
-        svc.update_secret_version_stage(UpdateSecretVersionStageRequest {
-            secret_id: arn.to_string(),
-            version_stage: AWSPENDING.into(),
-            remove_from_version_id: Some(token.clone()),
-            move_to_version_id: None,
-        })
-        .await?;
-    }
-    match r {
-        Ok(()) => {
-            app.metrics.rotation(RotationOutcome::Tested);
-            tracing::info!(secret = %arn, "rotation configuration tested (testSecret only)");
-            Ok(())
-        }
-        Err((class, message)) => {
-            app.metrics.rotation(RotationOutcome::TestFailed);
-            let now = svc.now();
-            let status = RotationStatus::begin(&token, now, None).failed(
-                Step::Test,
-                class.clone(),
-                message.clone(),
-                now,
-            );
-            svc.record_rotation_status(arn, status).await?;
-            tracing::warn!(secret = %arn, class = %class, error = %message, "rotation test failed");
-            Err(RunError::Step {
-                step: Step::Test,
-                class,
-                message,
-            })
-        }
     }
 }
 

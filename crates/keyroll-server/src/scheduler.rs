@@ -1,33 +1,48 @@
-//! The rotation scheduler: every tick, rotates the secrets whose `NextRotationDate` has come
-//! and whose rotation window is open (see [`keyroll_core::schedule`] for the windows and the
-//! missed-window rule), purges secrets whose recovery window ended, and retries failed
-//! rotations with capped exponential backoff and jitter — at most `max_attempts` per window,
-//! after which the rotation is marked failed until the next window.
+//! The rotation scheduler. Every tick (and once at start) it:
+//!
+//! - carries on every **unfinished rotation** — a secret with `AWSPENDING` (rotation enabled,
+//!   or setSecret may already have changed the target) — whatever its schedule says, so that
+//!   a crash, a kill or a restart is followed by the rest of the rotation within
+//!   `tick + backoff`, never at the next window;
+//! - rotates the secrets whose `NextRotationDate` has come and whose rotation window is open
+//!   (see [`keyroll_core::schedule`] for the windows and the missed-window rule);
+//! - purges secrets whose recovery window ended.
+//!
+//! A failed attempt is retried with capped exponential backoff and jitter. An interrupted
+//! run is not a failed attempt (the engine keeps its attempt number). After `max_attempts`
+//! genuine failures the secret is marked failing (its `KeyrollRotationStatus` says so, the
+//! `keyroll_secret_rotation_failing` gauge shows it and every failure is notified) and it
+//! is still retried, at most `backoff_max_secs` apart: a rotation is never parked while
+//! `AWSCURRENT` may be the credential that no longer logs in.
+//!
+//! The scheduler never waits for a rotation: each one runs in its own task (bounded by the
+//! server's concurrency limit), and the next tick starts whatever else is due.
 //!
 //! Everything reads the injected clock, so tests drive it with a `ManualClock` and
-//! [`Scheduler::tick`]. State that must survive a restart (`NextRotationDate`,
-//! `LastRotatedDate`, the pending version) lives in the store; retry counters live in memory
-//! and start again after a restart.
+//! [`Scheduler::tick`] (which, for tests, also waits for the rotations it started). The
+//! failure count and the time of the last failure live in the store (the rotation status),
+//! so backoff survives a restart.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keyroll_core::model::RotationState;
+use keyroll_core::model::{AWSCURRENT, AWSPENDING, RotationState, RotationStatus};
 use keyroll_core::ports::{RotationStore, SecretsApi};
 use keyroll_core::schedule::{Due, Rules};
 use keyroll_core::time::Timestamp;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::regions::Regions;
 use crate::rotation::{Mode, RunError, run_rotation};
 use crate::server::App;
 
+/// A failure that left no trace in the store (e.g. a function that cannot be started
+/// before any step ran): its backoff is kept in memory.
 #[derive(Debug, Clone, Copy)]
 struct Retry {
-    /// The `NextRotationDate` these attempts were for.
-    due: Timestamp,
-    attempts: u32,
+    failures: u32,
     next_try: Timestamp,
 }
 
@@ -38,8 +53,11 @@ pub struct TickReport {
     pub rotated: Vec<String>,
     /// Secrets whose rotation failed and will be retried.
     pub failed: Vec<String>,
-    /// Secrets that failed `max_attempts` times in their window and wait for the next one.
-    pub gave_up: Vec<String>,
+    /// Secrets whose rotation has now failed `max_attempts` times or more: marked failing,
+    /// and still retried with capped backoff.
+    pub failing: Vec<String>,
+    /// Secrets with an unfinished rotation that this tick carried on (whatever the schedule).
+    pub resumed: Vec<String>,
     /// Secrets whose window closed while the server was down; they wait for the next one.
     pub missed: Vec<String>,
     /// Secrets waiting for their backoff delay.
@@ -63,21 +81,46 @@ fn os_random() -> f64 {
     (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    /// `NextRotationDate` has come.
+    Due,
+    /// An unfinished rotation is carried on.
+    Unfinished,
+}
+
 struct Candidate {
     region: String,
     arn: String,
     name: String,
-    due: Timestamp,
-    rules: Rules,
+    why: Why,
+}
+
+/// What the scheduler reads of a secret.
+struct Seen {
+    arn: String,
+    name: String,
+    due: Option<(Timestamp, keyroll_core::model::RotationRules)>,
+    unfinished: bool,
+    status: Option<RotationStatus>,
+}
+
+/// One rotation started by a tick.
+type Launched = JoinHandle<(String, Why, Outcome)>;
+
+#[derive(Debug)]
+enum Outcome {
+    Rotated,
+    Failed {
+        failing: bool,
+    },
+    /// Refused without running (already running, shutting down).
+    Skipped,
 }
 
 impl<R: Regions> Scheduler<R> {
     pub fn new(app: Arc<App<R>>) -> Arc<Self> {
-        Arc::new(Scheduler {
-            app,
-            retries: Mutex::new(HashMap::new()),
-            random: Box::new(os_random),
-        })
+        Self::with_random(app, os_random)
     }
 
     /// A scheduler whose jitter draws come from `random` (tests).
@@ -105,21 +148,23 @@ impl<R: Regions> Scheduler<R> {
         Duration::from_secs_f64(base * (1.0 - c.jitter * r))
     }
 
-    /// Runs every tick until `stop` says so.
+    /// Runs a tick at once and then every `tick_secs` until `stop` says so, never waiting
+    /// for the rotations a tick starts.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let every = Duration::from_secs(self.app.config.scheduler.tick_secs);
+        let every = Duration::from_secs(self.app.config.scheduler.tick_secs.max(1));
         loop {
-            let report = self.tick().await;
-            if !report.rotated.is_empty() || !report.failed.is_empty() || report.purged > 0 {
+            let (report, launched) = self.launch();
+            if !launched.is_empty() || report.purged > 0 || !report.missed.is_empty() {
                 tracing::info!(
-                    rotated = report.rotated.len(),
-                    failed = report.failed.len(),
-                    gave_up = report.gave_up.len(),
+                    started = launched.len(),
+                    resumed = report.resumed.len(),
                     missed = report.missed.len(),
                     purged = report.purged,
                     "scheduler tick"
                 );
             }
+            // The rotations go on in their own tasks.
+            drop(launched);
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.changed() => return,
@@ -130,18 +175,58 @@ impl<R: Regions> Scheduler<R> {
         }
     }
 
-    /// One pass: purge, find due secrets, rotate them (bounded concurrency) and wait.
-    pub async fn tick(&self) -> TickReport {
+    /// One pass that also waits for the rotations it started and reports their outcome
+    /// (tests; [`Scheduler::run`] does not wait).
+    pub async fn tick(self: &Arc<Self>) -> TickReport {
+        let (mut report, launched) = self.launch();
+        for handle in launched {
+            let Ok((name, _, outcome)) = handle.await else {
+                continue;
+            };
+            match outcome {
+                Outcome::Rotated => report.rotated.push(name),
+                Outcome::Failed { failing } => {
+                    if failing {
+                        report.failing.push(name.clone());
+                    }
+                    report.failed.push(name);
+                }
+                Outcome::Skipped => {}
+            }
+        }
+        report
+    }
+
+    /// When a secret that failed may be tried again: after its backoff, counted from its
+    /// last failure seen by this process or, after a restart, recorded in the store.
+    fn next_try(&self, arn: &str, status: Option<&RotationStatus>) -> Option<Timestamp> {
+        let memory = self
+            .retries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(arn)
+            .map(|r| r.next_try);
+        // After a restart only the store knows about earlier failures.
+        memory.or_else(|| {
+            let s = status.filter(|s| s.state == RotationState::Failed)?;
+            let delay = self.backoff(s.failures(), (self.random)());
+            Some(s.ended?.plus_millis(delay.as_millis() as i64))
+        })
+    }
+
+    /// Purges, finds what is due or unfinished and starts it; returns at once.
+    fn launch(self: &Arc<Self>) -> (TickReport, Vec<Launched>) {
         let mut report = TickReport::default();
         let now = self.app.clock.now();
         let regions = match self.app.store.all() {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "scheduler cannot list regions");
-                return report;
+                return (report, Vec::new());
             }
         };
-        let mut candidates = Vec::new();
+        let mut launch = Vec::new();
+        let grace_ms = 2_000 * self.app.config.scheduler.tick_secs.max(1) as i64;
         for (region, svc) in &regions {
             match svc.purge_expired() {
                 Ok(n) => report.purged += n,
@@ -149,145 +234,193 @@ impl<R: Regions> Scheduler<R> {
             }
             let mut found = Vec::new();
             let r = keyroll_core::service::Backend::for_each(svc.backend(), &mut |rec| {
-                if rec.rotation.enabled
-                    && !rec.is_deleted()
-                    && !rec.is_replica()
-                    && rec.rotation.lambda_arn.is_some()
-                    && let (Some(due), Some(rules)) = (rec.next_rotation, &rec.rotation.rules)
-                {
-                    found.push((rec.arn.clone(), rec.name.clone(), due, rules.clone()));
+                if rec.is_deleted() || rec.is_replica() || rec.rotation.lambda_arn.is_none() {
+                    return;
+                }
+                // AWSPENDING left by a rotation: carried on when rotation is enabled, when
+                // setSecret may have changed the target, or when it was promoted already
+                // (only the clean-up is left).
+                // A value-less placeholder that RotateSecret has just added, before its own
+                // run recorded anything, is that run's to start: left alone for two ticks.
+                let starting = |p: &keyroll_core::model::VersionEntry| {
+                    !p.has_value
+                        && rec
+                            .rotation_status
+                            .as_ref()
+                            .is_none_or(|s| s.version_id != p.id)
+                        && now.millis() - p.created.millis() < grace_ms
+                };
+                let unfinished = rec.holder(AWSPENDING).is_some_and(|p| {
+                    !starting(p)
+                        && (rec.rotation.enabled
+                            || p.has_stage(AWSCURRENT)
+                            || rec
+                                .rotation_status
+                                .as_ref()
+                                .is_some_and(|s| s.may_have_changed_target(&p.id)))
+                });
+                let due = match (rec.rotation.enabled, rec.next_rotation, &rec.rotation.rules) {
+                    (true, Some(due), Some(rules)) => Some((due, rules.clone())),
+                    _ => None,
+                };
+                if unfinished || due.is_some() {
+                    found.push(Seen {
+                        arn: rec.arn.clone(),
+                        name: rec.name.clone(),
+                        due,
+                        unfinished,
+                        status: rec.rotation_status.clone(),
+                    });
                 }
             });
             if let Err(e) = r {
                 tracing::warn!(%region, error = %e, "scheduler cannot list secrets");
             }
-            for (arn, name, due, rules) in found {
-                match Rules::parse(&rules) {
-                    Ok(rules) => candidates.push(Candidate {
-                        region: region.clone(),
-                        arn,
-                        name,
-                        due,
-                        rules,
-                    }),
-                    Err(e) => {
-                        tracing::warn!(secret = %arn, error = %e, "invalid rotation rules; not scheduled")
-                    }
-                }
-            }
-        }
-
-        let mut launch = Vec::new();
-        {
-            let mut retries = self.retries.lock().unwrap_or_else(|p| p.into_inner());
-            for c in candidates {
-                match c.rules.due(c.due, now) {
-                    Due::NotYet => {
-                        retries.remove(&c.arn);
-                    }
-                    Due::Missed { next_window } => {
-                        retries.remove(&c.arn);
-                        if let Ok(svc) = self.app.store.region(&c.region) {
-                            match svc.set_next_rotation(&c.arn, next_window) {
-                                Ok(()) => {
-                                    tracing::info!(secret = %c.name, next_window = %next_window, "rotation window missed (server was down); waiting for the next window")
-                                }
-                                Err(e) => {
-                                    tracing::warn!(secret = %c.name, error = %e, "could not move NextRotationDate")
-                                }
-                            }
-                        }
-                        report.missed.push(c.name.clone());
-                    }
-                    Due::Now { .. } => {
-                        if let Some(r) = retries.get(&c.arn)
-                            && r.due == c.due
-                            && now < r.next_try
-                        {
-                            report.backing_off.push(c.name.clone());
+            for seen in found {
+                let why = if seen.unfinished {
+                    Why::Unfinished
+                } else {
+                    let Some((due, rules)) = &seen.due else {
+                        continue;
+                    };
+                    let rules = match Rules::parse(rules) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::warn!(secret = %seen.arn, error = %e, "invalid rotation rules; not scheduled");
                             continue;
                         }
-                        launch.push(c);
+                    };
+                    match rules.due(*due, now) {
+                        Due::NotYet => {
+                            self.forget(&seen.arn);
+                            continue;
+                        }
+                        Due::Missed { next_window } => {
+                            self.forget(&seen.arn);
+                            match svc.set_next_rotation(&seen.arn, next_window) {
+                                Ok(()) => {
+                                    tracing::info!(secret = %seen.name, next_window = %next_window, "rotation window missed (server was down); waiting for the next window")
+                                }
+                                Err(e) => {
+                                    tracing::warn!(secret = %seen.name, error = %e, "could not move NextRotationDate")
+                                }
+                            }
+                            report.missed.push(seen.name.clone());
+                            continue;
+                        }
+                        Due::Now { .. } => Why::Due,
                     }
+                };
+                if self.app.rotations.is_running(&seen.arn) {
+                    continue;
                 }
+                if let Some(t) = self.next_try(&seen.arn, seen.status.as_ref())
+                    && now < t
+                {
+                    report.backing_off.push(seen.name.clone());
+                    continue;
+                }
+                if why == Why::Unfinished {
+                    report.resumed.push(seen.name.clone());
+                }
+                launch.push(Candidate {
+                    region: region.clone(),
+                    arn: seen.arn,
+                    name: seen.name,
+                    why,
+                });
             }
         }
-
-        let mut set = tokio::task::JoinSet::new();
-        for c in launch {
-            let app = self.app.clone();
-            set.spawn(async move {
-                let r = run_rotation(&app, &c.region, &c.arn, None, Mode::Rotate).await;
-                (c, r)
-            });
-        }
-        while let Some(joined) = set.join_next().await {
-            let Ok((c, result)) = joined else { continue };
-            match result {
-                Ok(()) => {
-                    self.retries
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&c.arn);
-                    report.rotated.push(c.name.clone());
-                }
-                Err(RunError::AlreadyRunning) | Err(RunError::ShuttingDown) => {}
-                Err(e) => self.failed(&c, now, &e, &mut report).await,
-            }
-        }
-        report
+        let launched = launch
+            .into_iter()
+            .map(|c| {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let started = me.app.clock.now();
+                    let result = run_rotation(&me.app, &c.region, &c.arn, None, Mode::Rotate).await;
+                    let outcome = me.settle(&c, started, result).await;
+                    (c.name, c.why, outcome)
+                })
+            })
+            .collect();
+        (report, launched)
     }
 
-    async fn failed(&self, c: &Candidate, now: Timestamp, e: &RunError, report: &mut TickReport) {
-        let max = self.app.config.scheduler.max_attempts;
-        let attempts = {
+    fn forget(&self, arn: &str) {
+        self.retries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(arn);
+    }
+
+    /// Bookkeeping after one rotation the scheduler started.
+    async fn settle(
+        &self,
+        c: &Candidate,
+        started: Timestamp,
+        result: Result<(), RunError>,
+    ) -> Outcome {
+        let e = match result {
+            Ok(()) => {
+                self.forget(&c.arn);
+                return Outcome::Rotated;
+            }
+            Err(RunError::AlreadyRunning | RunError::ShuttingDown) => return Outcome::Skipped,
+            Err(e) => e,
+        };
+        let now = self.app.clock.now();
+        let max = self.app.config.scheduler.max_attempts.max(1);
+        let svc = self.app.store.region(&c.region).ok();
+        let status = match &svc {
+            Some(svc) => svc
+                .describe_secret(keyroll_core::api::SecretIdRequest {
+                    secret_id: c.arn.clone(),
+                })
+                .await
+                .ok()
+                .and_then(|d| d.keyroll_rotation_status),
+            None => None,
+        };
+        // This run's failure is in the store when the engine got as far as recording it.
+        let recorded = status
+            .as_ref()
+            .filter(|s| s.state == RotationState::Failed && s.ended.is_some_and(|t| t >= started));
+        let failures = {
             let mut retries = self.retries.lock().unwrap_or_else(|p| p.into_inner());
             let r = retries.entry(c.arn.clone()).or_insert(Retry {
-                due: c.due,
-                attempts: 0,
+                failures: 0,
                 next_try: now,
             });
-            if r.due != c.due {
-                *r = Retry {
-                    due: c.due,
-                    attempts: 0,
-                    next_try: now,
-                };
-            }
-            r.attempts += 1;
-            if r.attempts < max {
-                let delay = self.backoff(r.attempts, (self.random)());
-                r.next_try = now.plus_millis(delay.as_millis() as i64);
-                tracing::warn!(secret = %c.name, attempt = r.attempts, retry_in_s = delay.as_secs(), error = %e, "scheduled rotation failed; will retry");
-                report.failed.push(c.name.clone());
-                return;
-            }
-            retries.remove(&c.arn);
-            max
+            r.failures = match recorded {
+                Some(s) => s.failures(),
+                None => r.failures + 1,
+            };
+            let delay = self.backoff(r.failures, (self.random)());
+            r.next_try = now.plus_millis(delay.as_millis() as i64);
+            r.failures
         };
-        // Out of attempts for this window: mark it failed and wait for the next window.
-        let Ok(svc) = self.app.store.region(&c.region) else {
-            return;
-        };
-        let next = c.rules.next_after(now).unwrap_or_else(|_| now.plus_days(1));
-        if let Err(err) = svc.set_next_rotation(&c.arn, next) {
-            tracing::error!(secret = %c.name, error = %err, "could not move NextRotationDate");
+        let failing = failures >= max;
+        if failing {
+            if let (Some(svc), Some(mut st)) = (&svc, status) {
+                let note = format!(
+                    " (failing: {failures} failed attempts; keyroll keeps retrying with backoff \
+                     of up to {}s — fix the cause or disable rotation)",
+                    self.app.config.scheduler.backoff_max_secs
+                );
+                let msg = st.message.take().unwrap_or_default();
+                st.message = Some(if msg.contains("(failing: ") {
+                    msg
+                } else {
+                    msg + &note
+                });
+                if let Err(err) = svc.record_rotation_status(&c.arn, st).await {
+                    tracing::warn!(secret = %c.name, error = %err, "could not mark the rotation failing");
+                }
+            }
+            tracing::error!(secret = %c.name, failures, error = %e, "rotation failing: {failures} failed attempts; retrying with capped backoff");
+        } else {
+            tracing::warn!(secret = %c.name, failures, error = %e, "rotation failed; will retry after backoff");
         }
-        if let Ok(desc) = svc
-            .describe_secret(keyroll_core::api::SecretIdRequest {
-                secret_id: c.arn.clone(),
-            })
-            .await
-            && let Some(mut st) = desc.keyroll_rotation_status
-        {
-            st.state = RotationState::Failed;
-            st.message = Some(format!(
-                "{} (gave up after {attempts} attempts in this window; next attempt at {next})",
-                st.message.unwrap_or_default()
-            ));
-            let _ = svc.record_rotation_status(&c.arn, st).await;
-        }
-        tracing::error!(secret = %c.name, attempts, next_attempt = %next, error = %e, "scheduled rotation failed in every attempt of this window; marked failed");
-        report.gave_up.push(c.name.clone());
+        Outcome::Failed { failing }
     }
 }

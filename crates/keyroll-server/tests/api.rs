@@ -699,14 +699,26 @@ async fn replication_keeps_read_only_replicas_in_sync() {
             .secret_string(),
         Some("v2")
     );
-    assert!(
-        eu.put_secret_value()
-            .secret_id("rep")
-            .secret_string("x")
-            .send()
-            .await
-            .is_err()
+    let e = eu
+        .put_secret_value()
+        .secret_id("rep")
+        .secret_string("x")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err_code(&e),
+        "InvalidRequestException",
+        "one code for the replica guard"
     );
+    let e = eu
+        .update_secret()
+        .secret_id("rep")
+        .description("x")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "InvalidRequestException");
     let d = eu.describe_secret().secret_id("rep").send().await.unwrap();
     assert_eq!(d.primary_region(), Some("us-east-1"));
     // ListSecrets' primary-region filter finds the primary (and, in eu-west-1, its replica).

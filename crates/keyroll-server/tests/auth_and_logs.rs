@@ -290,3 +290,45 @@ async fn secret_values_never_appear_in_logs_or_metrics() {
     assert!(!text.contains(SENTINEL), "a secret value reached the logs");
     let _ = Timestamp(0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_rotate_secret_uses_the_request_token_and_is_not_resumed() {
+    let captured = logs();
+    let t = start_with(
+        keyroll_server::Config::default(),
+        Arc::new(SystemClock),
+        None,
+    )
+    .await;
+    let c = t.client();
+    c.create_secret()
+        .name("fresh")
+        .secret_string("v0")
+        .send()
+        .await
+        .unwrap();
+    let token = "f7e0c3a2-1b2c-4d5e-8f90-a1b2c3d4e5f6";
+    let r = c
+        .rotate_secret()
+        .secret_id("fresh")
+        .rotation_lambda_arn("arn:aws:lambda:us-east-1:000000000000:function:keyroll")
+        .client_request_token(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version_id(), Some(token));
+    eventually(|| async {
+        let d = c.describe_secret().secret_id("fresh").send().await.ok()?;
+        let stages = d.version_ids_to_stages()?;
+        (stages.get(token)? == &["AWSCURRENT".to_string()]).then_some(())
+    })
+    .await;
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let started: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "rotation started" && v["fields"]["version"] == token)
+        .collect();
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(started[0]["fields"]["resumed"], false);
+}

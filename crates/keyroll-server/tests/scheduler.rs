@@ -255,7 +255,7 @@ async fn restart_causes_no_surprise_rotation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_rotations_back_off_then_give_up_for_the_window() {
+async fn failed_rotations_back_off_and_are_marked_failing_but_never_parked() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("calls");
     let script = dir.path().join("fail.sh");
@@ -328,9 +328,11 @@ async fn failed_rotations_back_off_then_give_up_for_the_window() {
     assert_eq!(e.sched.tick().await.backing_off, ["flaky"]);
     e.clock.set(due.plus_millis(30_000 + 60_000));
     let r = e.sched.tick().await;
-    assert_eq!(r.gave_up, ["flaky"]);
+    assert_eq!(r.resumed, ["flaky"], "the pending version is carried on");
+    assert_eq!(r.failing, ["flaky"]);
     assert_eq!(calls(), 4, "three scheduled attempts after the probe");
-    // Marked failed, AWSCURRENT untouched, next attempt in the next window.
+    // Marked failing, AWSCURRENT untouched, and still retried (capped backoff), never
+    // parked until the next window.
     let (_, d) = raw(
         &e.t.url,
         &e.t.key,
@@ -339,19 +341,26 @@ async fn failed_rotations_back_off_then_give_up_for_the_window() {
     )
     .await;
     assert_eq!(d["KeyrollRotationStatus"]["State"], "Failed");
+    assert_eq!(d["KeyrollRotationStatus"]["Attempts"], 3);
     assert!(
         d["KeyrollRotationStatus"]["Message"]
             .as_str()
             .unwrap()
-            .contains("gave up after 3 attempts")
+            .contains("failing: 3 failed attempts")
     );
     assert_eq!(
         d["NextRotationDate"].as_f64().unwrap() as i64,
-        secs(due.plus_millis(90_000 + 12 * 3_600_000))
+        secs(due),
+        "the schedule is not moved on"
     );
-    e.clock.set(due.plus_millis(2 * 3_600_000));
+    e.clock.set(due.plus_millis(90_000 + 119_000));
+    assert_eq!(e.sched.tick().await.backing_off, ["flaky"]);
+    e.clock.set(due.plus_millis(90_000 + 120_000));
     let r = e.sched.tick().await;
-    assert!(r.rotated.is_empty() && r.failed.is_empty() && r.gave_up.is_empty());
+    assert_eq!(r.failing, ["flaky"]);
+    assert_eq!(calls(), 5);
+    // The cap: the delay never exceeds backoff_max_secs (minus jitter).
+    assert_eq!(e.sched.backoff(40, 1.0).as_secs(), 1800);
     assert_eq!(
         c.get_secret_value()
             .secret_id("flaky")
@@ -441,4 +450,65 @@ async fn the_purge_job_removes_secrets_when_their_window_ends() {
         .send()
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_rotation_is_carried_on_at_the_next_tick_whatever_the_schedule() {
+    use keyroll_core::api::PutSecretValueRequest;
+    use keyroll_core::model::RotationStatus;
+    use keyroll_core::ports::{RotationStore, SecretsApi};
+    let e = env_at("2026-03-01T00:00:00Z", Config::default()).await;
+    let c = e.t.client();
+    let arn = c
+        .create_secret()
+        .name("crashed")
+        .secret_string("v0")
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    // What a kill between setSecret and finishSecret leaves behind: rotation enabled without
+    // a schedule, AWSPENDING with its value, the status still InProgress.
+    let svc = e.t.app().store.region("us-east-1").unwrap();
+    svc.configure_rotation(&arn, Some(KEYROLL_FN.into()), None)
+        .await
+        .unwrap();
+    let token = keyroll_core::ids::new_token();
+    svc.put_secret_value(PutSecretValueRequest {
+        secret_id: arn.clone(),
+        client_request_token: Some(token.clone()),
+        secret_string: Some(secrecy::SecretString::from("v1".to_string())),
+        version_stages: Some(vec!["AWSPENDING".into()]),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    svc.record_rotation_status(&arn, RotationStatus::begin(&token, svc.now(), None))
+        .await
+        .unwrap();
+    // CancelRotateSecret now only disables future rotations: this one may already have
+    // changed the target.
+    c.cancel_rotate_secret()
+        .secret_id("crashed")
+        .send()
+        .await
+        .unwrap();
+    let r = e.sched.tick().await;
+    assert_eq!(r.resumed, ["crashed"]);
+    assert_eq!(r.rotated, ["crashed"]);
+    let d = c
+        .describe_secret()
+        .secret_id("crashed")
+        .send()
+        .await
+        .unwrap();
+    let stages = d.version_ids_to_stages().unwrap();
+    assert_eq!(stages[&token], ["AWSCURRENT"]);
+    assert!(!stages.values().flatten().any(|s| s == "AWSPENDING"));
+    assert_eq!(d.rotation_enabled(), Some(false));
+    // Nothing more to do.
+    let r = e.sched.tick().await;
+    assert!(r.resumed.is_empty() && r.rotated.is_empty());
 }

@@ -8,23 +8,22 @@
 //! `iam:GetAccessKeyLastUsed` on the user.
 //!
 //! - `createSecret`: makes room, then `CreateAccessKey`; the new key is stored as
-//!   `AWSPENDING`. A user holds at most two keys. Besides the `AWSCURRENT` key (never
-//!   touched), a key is removed when it is:
-//!   - the `AWSPREVIOUS` key (retired by an earlier rotation): deactivated if still active,
-//!     then deleted — once the grace period, if one is configured, has passed since the last
-//!     rotation; before that the rotation fails and says when it can run;
-//!   - an inactive key: deleted;
-//!   - an active key that was never used and is newer than the current key: the orphan of a
-//!     `createSecret` that stopped after `CreateAccessKey` but before the key was stored
-//!     (its secret half is lost): deleted, so retries never leak keys.
-//!
-//!   Any other active key is someone's key in use: the rotation fails, naming it, and
-//!   changes nothing.
+//!   `AWSPENDING` (so the pending version records the key keyroll created). A user holds at
+//!   most two keys. keyroll only ever touches the keys recorded in this secret's versions:
+//!   the `AWSCURRENT` key is never touched; the `AWSPREVIOUS` key (retired by an earlier
+//!   rotation) is deactivated if still active, then deleted — once the grace period, if one
+//!   is configured, has passed since the last rotation; before that the rotation fails and
+//!   says when it can run. Any other key — an operator's, active or not, used or not — is
+//!   left alone: when it takes the second slot the rotation fails, naming it, and changes
+//!   nothing. (A key left by a `createSecret` that stopped between `CreateAccessKey` and
+//!   storing it is such a key: its secret half is lost, and the message says so when the key
+//!   was never used.)
 //! - `setSecret`: nothing (IAM made the key).
 //! - `testSecret`: STS `GetCallerIdentity` signed with the pending key must name the user.
 //!   New keys take a few seconds to work everywhere (eventual consistency), so refusals are
 //!   retried with growing delays up to a bound (default 60 s).
-//! - after `finishSecret` promoted the new key: the previous key is deactivated (so it
+//! - after `finishSecret` promoted the new key: the previous key (recorded in `AWSPREVIOUS`)
+//!   is deactivated (so it
 //!   cannot be used, but can be re-activated by hand if something still needs it) and deleted
 //!   at the next rotation — or right away with a grace period of 0
 //!   ([`IamOptions::delete_previous_after`], tag `keyroll:iam-delete-previous-after-days`).
@@ -52,6 +51,16 @@ pub fn https_client() -> aws_sdk_iam::config::SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https()
+}
+
+/// Bounds on every IAM and STS call: connecting, each attempt, and the whole operation with
+/// the SDK's retries — so that an unreachable endpoint fails the step instead of holding it.
+pub fn sdk_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(20))
+        .operation_timeout(Duration::from_secs(60))
+        .build()
 }
 
 /// Tag: days an inactive previous key is kept before deletion (0 = delete in finishSecret).
@@ -180,6 +189,7 @@ impl IamTarget {
                 aws_config::defaults(BehaviorVersion::latest())
                     .region(region)
                     .http_client(https_client())
+                    .timeout_config(sdk_timeouts())
                     .load()
                     .await
             })
@@ -345,36 +355,31 @@ impl IamTarget {
                 }
                 self.delete(iam, user, &k.id).await?;
                 remaining -= 1;
-            } else if !k.active {
-                self.delete(iam, user, &k.id).await?;
-                remaining -= 1;
-            } else {
-                let newer = current
-                    .as_ref()
-                    .is_none_or(|c| k.created_secs >= c.created_secs);
+            } else if remaining >= 2 {
                 let used = self.last_used(iam, &k.id).await?;
-                if used.is_none() && newer {
-                    tracing::warn!(
-                        secret = %ctx.description.name,
-                        user,
-                        access_key_id = %k.id,
-                        "deleting an access key that was never used: left by a createSecret that \
-                         stopped before storing it"
-                    );
-                    self.delete(iam, user, &k.id).await?;
-                    remaining -= 1;
-                } else if remaining >= 2 {
-                    let when = used
-                        .map(|s| format!("last used {}", Timestamp::from_secs(s)))
-                        .unwrap_or_else(|| "never used".into());
-                    return Err(TargetError::Rejected(format!(
-                        "user {user} already holds two access keys: the current one ({}) and \
-                         {} ({when}), which is active and not part of this secret. keyroll never \
-                         deletes a key that may be in use: deactivate or delete {} yourself, \
-                         then rotate again",
-                        cur.access_key_id, k.id, k.id
-                    )));
-                }
+                let state = if k.active { "active" } else { "inactive" };
+                let hint = match used {
+                    Some(s) => format!("last used {}", Timestamp::from_secs(s)),
+                    None if k.active
+                        && current
+                            .as_ref()
+                            .is_some_and(|c| k.created_secs >= c.created_secs) =>
+                    {
+                        format!(
+                            "never used, created {} — possibly left by a createSecret that stopped \
+                         before storing it, whose secret half is lost",
+                            Timestamp::from_secs(k.created_secs)
+                        )
+                    }
+                    None => "never used".into(),
+                };
+                return Err(TargetError::Rejected(format!(
+                    "user {user} already holds two access keys: the current one ({}) and {} \
+                     ({state}, {hint}), which is not a key of this secret. keyroll only touches \
+                     the keys recorded in the secret's versions: delete {} yourself (after \
+                     checking that nothing uses it), then rotate again",
+                    cur.access_key_id, k.id, k.id
+                )));
             }
         }
         Ok(())

@@ -57,7 +57,16 @@ pub struct TargetConfig {
     /// (default), zero right away in finishSecret, else at the first rotation at least this
     /// long after the last one. A secret's `keyroll:iam-delete-previous-after-days` tag wins.
     pub iam_delete_previous_after: Option<Duration>,
+    /// How long one statement may run, or wait for a lock, on the database sessions keyroll
+    /// opens: PostgreSQL `statement_timeout` and `lock_timeout`, MariaDB
+    /// `max_statement_time`, MySQL and MariaDB `lock_wait_timeout` (whole seconds, at least
+    /// 1). A statement blocked behind another session's lock on the role then fails instead
+    /// of holding the rotation. Default 30 s.
+    pub statement_timeout: Duration,
 }
+
+/// keyroll's default [`TargetConfig::statement_timeout`].
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for TargetConfig {
     fn default() -> Self {
@@ -68,6 +77,7 @@ impl Default for TargetConfig {
             exclude_characters: None,
             plain_fields: None,
             iam_delete_previous_after: None,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
         }
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Passwords never reach the server in plaintext: `ALTER ROLE … PASSWORD` gets a verifier
 //! computed here — SCRAM-SHA-256 (random salt, 4096 iterations) unless the server's
-//! `password_encryption` is `md5`, then the MD5 form — so neither the statement log
+//! `password_encryption` is `md5` or the server is older than PostgreSQL 10 (which knows no
+//! SCRAM and would store a SCRAM string as the password itself), then the MD5 form — so
+//! neither the statement log
 //! (`log_statement = all`) nor `pg_stat_activity` ever holds the password. Identifiers and
 //! literals are quoted here (`"…"` with `""`, `'…'` with `''`, `E'…'` when a backslash
 //! needs it); every statement goes through the simple-query protocol, one round trip each.
@@ -73,15 +75,29 @@ pub fn quote_literal(text: &str) -> Result<String, TargetError> {
     })
 }
 
-/// The verifier to store for `password`: MD5 (`md5…`, salted with the role name) when the
-/// server's `password_encryption` is `md5`, SCRAM-SHA-256 otherwise.
+/// Whether the server must be given the MD5 form: its `password_encryption` is `md5`, or it
+/// is older than PostgreSQL 10 (`server_version_num` below 100000), where
+/// `password_encryption` is `on`/`off`, SCRAM does not exist, and a SCRAM verifier would be
+/// taken for a plaintext password (and then hashed with MD5 as one). An unreadable version
+/// counts as current.
+pub fn wants_md5(password_encryption: &str, server_version_num: &str) -> bool {
+    let old = server_version_num
+        .trim()
+        .parse::<u32>()
+        .is_ok_and(|v| v < 100_000);
+    old || password_encryption.trim().eq_ignore_ascii_case("md5")
+}
+
+/// The verifier to store for `password`: MD5 (`md5…`, salted with the role name) when
+/// [`wants_md5`] says so, SCRAM-SHA-256 otherwise.
 pub fn password_verifier(
     password_encryption: &str,
+    server_version_num: &str,
     role: &str,
     password: &SecretString,
 ) -> Zeroizing<String> {
     let pw = password.expose_secret().as_bytes();
-    if password_encryption.trim().eq_ignore_ascii_case("md5") {
+    if wants_md5(password_encryption, server_version_num) {
         Zeroizing::new(postgres_protocol::password::md5(pw, role))
     } else {
         Zeroizing::new(postgres_protocol::password::scram_sha_256(pw))
@@ -114,6 +130,13 @@ pub fn create_clone(
         quote_literal(verifier)?,
         quote_ident(original)?
     )))
+}
+
+/// The startup options of keyroll's sessions: no statement runs, and no lock is waited for,
+/// longer than `limit` (at least 1 ms; PostgreSQL reads 0 as "no limit").
+pub fn session_options(limit: std::time::Duration) -> String {
+    let ms = limit.as_millis().clamp(1, i32::MAX as u128);
+    format!("-c statement_timeout={ms} -c lock_timeout={ms}")
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -254,6 +277,7 @@ impl Dialect for Postgres {
             .password(login.password.expose_secret())
             .dbname(login.dbname.unwrap_or("postgres"))
             .application_name("keyroll")
+            .options(session_options(io.cfg.statement_timeout))
             .connect_timeout(io.cfg.connect_timeout);
         let used = Arc::new(AtomicBool::new(false));
         let (mode, config) = match tls {
@@ -296,12 +320,13 @@ impl Dialect for Postgres {
             io,
             login,
             "reading password_encryption",
-            "SELECT current_setting('password_encryption'), session_user",
+            "SELECT current_setting('password_encryption'), session_user, \
+             current_setting('server_version_num')",
             None,
         )
         .await?;
-        let (enc, role) = match rows.first().map(|r| r.as_slice()) {
-            Some([Some(enc), Some(role)]) => (enc.clone(), role.clone()),
+        let (enc, role, version) = match rows.first().map(|r| r.as_slice()) {
+            Some([Some(enc), Some(role), Some(v)]) => (enc.clone(), role.clone(), v.clone()),
             _ => {
                 return Err(TargetError::Rejected(format!(
                     "{}: unexpected answer to SELECT current_setting('password_encryption')",
@@ -316,7 +341,7 @@ impl Dialect for Postgres {
                 login.scope()
             )));
         }
-        let verifier = password_verifier(&enc, &role, new);
+        let verifier = password_verifier(&enc, &version, &role, new);
         let sql = alter_role_password(&role, &verifier, false)?;
         Self::simple(
             conn,
@@ -388,20 +413,24 @@ impl Dialect for Postgres {
         let sql = format!(
             "SELECT current_setting('password_encryption'), \
              EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {}), \
-             EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {})",
+             EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {}), \
+             current_setting('server_version_num')",
             quote_literal(plan.pending)?,
             quote_literal(plan.original)?
         );
         let rows = Self::simple(conn, io, login, "looking up the roles", &sql, None).await?;
-        let (enc, pending_exists, original_exists) = match rows.first().map(|r| r.as_slice()) {
-            Some([Some(enc), Some(p), Some(o)]) => (enc.clone(), p == "t", o == "t"),
-            _ => {
-                return Err(TargetError::Rejected(format!(
-                    "{}: unexpected answer while looking up roles",
-                    login.scope()
-                )));
-            }
-        };
+        let (enc, pending_exists, original_exists, version) =
+            match rows.first().map(|r| r.as_slice()) {
+                Some([Some(enc), Some(p), Some(o), Some(v)]) => {
+                    (enc.clone(), p == "t", o == "t", v.clone())
+                }
+                _ => {
+                    return Err(TargetError::Rejected(format!(
+                        "{}: unexpected answer while looking up roles",
+                        login.scope()
+                    )));
+                }
+            };
         if !original_exists {
             return Err(TargetError::Rejected(format!(
                 "{}: role {:?} does not exist; alternating users need the original role",
@@ -409,7 +438,7 @@ impl Dialect for Postgres {
                 plan.original
             )));
         }
-        let verifier = password_verifier(&enc, plan.pending, plan.password);
+        let verifier = password_verifier(&enc, &version, plan.pending, plan.password);
         let sql = if plan.pending == plan.clone {
             if pending_exists {
                 Zeroizing::new(format!(
@@ -548,16 +577,48 @@ mod tests {
     #[test]
     fn verifiers_never_hold_the_password() {
         let pw = SecretString::from("Sentinel-Pa55word!".to_string());
-        let scram = password_verifier("scram-sha-256", "app", &pw);
+        let scram = password_verifier("scram-sha-256", "150004", "app", &pw);
         assert!(scram.starts_with("SCRAM-SHA-256$4096:"), "{}", *scram);
         assert!(!scram.contains("Sentinel"));
         // A fresh salt every time.
-        assert_ne!(*scram, *password_verifier("scram-sha-256", "app", &pw));
-        let md5 = password_verifier("md5", "app", &pw);
+        assert_ne!(
+            *scram,
+            *password_verifier("scram-sha-256", "150004", "app", &pw)
+        );
+        let md5 = password_verifier("md5", "150004", "app", &pw);
         assert!(md5.starts_with("md5") && md5.len() == 35, "{}", *md5);
         let sql = alter_role_password("we ird", &scram, false).unwrap();
         assert!(sql.starts_with("ALTER ROLE \"we ird\" WITH PASSWORD 'SCRAM-SHA-256$"));
         assert!(!sql.contains("Sentinel"));
+    }
+
+    #[test]
+    fn sessions_are_bounded() {
+        use std::time::Duration;
+        assert_eq!(
+            session_options(Duration::from_secs(30)),
+            "-c statement_timeout=30000 -c lock_timeout=30000"
+        );
+        assert_eq!(
+            session_options(Duration::ZERO),
+            "-c statement_timeout=1 -c lock_timeout=1"
+        );
+    }
+
+    #[test]
+    fn servers_before_10_get_the_md5_form() {
+        let pw = SecretString::from("Sentinel-pw".to_string());
+        // PostgreSQL 9.x: password_encryption is a boolean and SCRAM does not exist.
+        for (enc, version) in [("on", "90624"), ("off", "90500"), ("md5", "150004")] {
+            assert!(wants_md5(enc, version), "{enc} {version}");
+            let v = password_verifier(enc, version, "app", &pw);
+            // md5(password || role), as PostgreSQL computes it.
+            assert_eq!(*v, "md52d2782ca6b13aaac1723cc1a65eb5c09", "{enc} {version}");
+        }
+        for (enc, version) in [("scram-sha-256", "100000"), ("scram-sha-256", "x")] {
+            assert!(!wants_md5(enc, version), "{enc} {version}");
+            assert!(password_verifier(enc, version, "app", &pw).starts_with("SCRAM-SHA-256$"));
+        }
     }
 
     #[test]

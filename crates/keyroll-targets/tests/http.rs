@@ -34,6 +34,8 @@ struct Mode {
     idempotency: bool,
     /// The set endpoint answers 204 but does not register the key (a broken API).
     set_is_a_no_op: bool,
+    /// The next this many revocations answer 503.
+    revoke_failures: u32,
 }
 
 #[derive(Default)]
@@ -153,6 +155,10 @@ fn handle(
         ("DELETE", p) if p.starts_with("/v1/keys/") => {
             if !a.valid(&auth) {
                 return respond(401, json!({}));
+            }
+            if a.mode.revoke_failures > 0 {
+                a.mode.revoke_failures -= 1;
+                return respond(503, json!({"error": "try again later"}));
             }
             let id = p.trim_start_matches("/v1/keys/").to_string();
             let before = a.keys.len();
@@ -541,4 +547,48 @@ async fn resolve_routes_engine_http() {
         .unwrap();
     let t = keyroll_targets::resolve(&desc, &value, &TargetConfig::default()).unwrap();
     assert_eq!(t.name(), "http");
+}
+
+#[tokio::test]
+async fn a_failed_revoke_is_retried_on_the_next_run_until_done() {
+    let server = start_api(
+        Mode {
+            revoke_failures: 2,
+            ..Mode::default()
+        },
+        "k0-original",
+    )
+    .await;
+    let svc = memory_service();
+    let arn = create(&svc, &rotate_secret(&server.url, "k0-original", false)).await;
+    let target = HttpTarget::new(TargetConfig::default());
+    // The new key is promoted, then the revocation of the old one fails: recorded as pending
+    // (AWSPENDING stays on the promoted version) and the rotation reports finishSecret.
+    for _ in 0..2 {
+        let err = rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent)
+            .await
+            .unwrap_err();
+        assert_eq!(err.failed_step(), Some(Step::Finish), "{err}");
+        assert_eq!(
+            stage(&svc, &arn, AWSCURRENT).await.unwrap()["apiKey"],
+            "issued-2-Zx9"
+        );
+        assert_eq!(
+            stage(&svc, &arn, AWSPENDING).await.unwrap()["apiKey"],
+            "issued-2-Zx9",
+            "the clean-up is still pending"
+        );
+        assert!(server.api.lock().unwrap().valid("k0-original"));
+    }
+    // The next run only retries the clean-up: no new key, the old one revoked at last.
+    let report = rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap();
+    assert!(report.resumed);
+    assert_eq!(report.steps.len(), 1);
+    assert!(stage(&svc, &arn, AWSPENDING).await.is_none());
+    let api = server.api.lock().unwrap();
+    assert!(!api.valid("k0-original"), "revoked on the retry");
+    assert_eq!(api.rotate_calls, 1, "no second key was issued");
+    assert_eq!(api.keys.len(), 1);
 }

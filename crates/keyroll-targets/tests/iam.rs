@@ -257,7 +257,7 @@ async fn full_rotations_deactivate_then_delete_the_old_key_and_never_lock_out() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_after_create_access_key_leaks_no_key() {
+async fn a_key_left_by_an_interrupted_create_is_named_never_deleted() {
     let e = env(&[]).await;
     let t = FlakyTarget::new(e.target(IamOptions::default()));
     let k0 = Env::key_id(&e.stage(AWSCURRENT).await.unwrap());
@@ -272,15 +272,61 @@ async fn a_crash_after_create_access_key_leaks_no_key() {
     let orphan = keys.iter().find(|(k, _)| k != &k0).unwrap().0.clone();
     assert!(e.stage_works(AWSCURRENT).await);
 
-    // The retry removes the never-used orphan and completes with a fresh key.
+    // The retry does not delete a key no version of the secret records: it names it.
+    let err = rotate(&e.svc, &t, &e.arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&orphan) && msg.contains("possibly left by a createSecret"),
+        "{msg}"
+    );
+    assert_eq!(e.keys().await, keys, "nothing touched");
+    // Once the operator removed it, the rotation completes.
+    e.iam
+        .delete_access_key()
+        .user_name(USER)
+        .access_key_id(&orphan)
+        .send()
+        .await
+        .unwrap();
     rotate(&e.svc, &t, &e.arn, &RotateOptions::default(), &Silent)
         .await
         .unwrap();
     let k1 = Env::key_id(&e.stage(AWSCURRENT).await.unwrap());
-    assert_ne!(k1, orphan);
     let mut want = vec![(k0, false), (k1, true)];
     want.sort();
-    assert_eq!(e.keys().await, want, "orphan {orphan} deleted");
+    assert_eq!(e.keys().await, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_key_never_used_is_never_deleted() {
+    let e = env(&[]).await;
+    let k0 = Env::key_id(&e.stage(AWSCURRENT).await.unwrap());
+    // An operator's fresh key for the same user, not used yet (newer than AWSCURRENT's).
+    let other = e
+        .iam
+        .create_access_key()
+        .user_name(USER)
+        .send()
+        .await
+        .unwrap();
+    let other = other.access_key().unwrap().access_key_id().to_string();
+    let before = e.keys().await;
+    let t = e.target(IamOptions::default());
+    let err = rotate(&e.svc, &t, &e.arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap_err();
+    assert_eq!(err.failed_step(), Some(Step::Create));
+    assert!(err.to_string().contains(&other), "{err}");
+    assert_eq!(e.keys().await, before, "the operator's key is untouched");
+    assert!(before.iter().all(|(_, active)| *active));
+    assert_eq!(
+        Env::key_id(&e.stage(AWSCURRENT).await.unwrap()),
+        k0,
+        "AWSCURRENT unchanged"
+    );
+    assert!(e.stage_works(AWSCURRENT).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -182,3 +182,77 @@ async fn ssl_modes_against_a_tls_server() {
         "{plain:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_blocked_on_a_role_lock_fails_at_its_deadline_while_another_rotation_completes() {
+    use keyroll_core::engine::{RotateOptions, Silent, rotate};
+    use keyroll_core::model::Step;
+    use std::time::{Duration, Instant};
+    let db = pg().await;
+    let h = Harness::new(&db);
+    let blocked = h
+        .single_user("app/blocked", "blocked_user", "Initial-pw-1")
+        .await;
+    let free = h.single_user("app/free", "free_user", "Initial-pw-2").await;
+    // Another session holds the role's row lock in an open transaction: ALTER ROLE on it
+    // waits.
+    let (locker, conn) =
+        tokio_postgres::connect(&db.server.superuser_conn_string(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    locker
+        .batch_execute("BEGIN; ALTER ROLE blocked_user CONNECTION LIMIT 10")
+        .await
+        .unwrap();
+    let deadline = Duration::from_secs(2);
+    let opts = RotateOptions {
+        step_timeout: Some(deadline),
+        ..RotateOptions::default()
+    };
+    let t0 = Instant::now();
+    let (stuck, other) = tokio::join!(
+        rotate(&h.svc, h.target.as_target(), &blocked, &opts, &Silent),
+        async {
+            let r = rotate(&h.svc, h.target.as_target(), &free, &opts, &Silent).await;
+            (r, t0.elapsed())
+        }
+    );
+    let took = t0.elapsed();
+    let err = stuck.unwrap_err();
+    assert_eq!(err.failed_step(), Some(Step::Set), "{err}");
+    assert_eq!(err.class(), "Timeout", "{err}");
+    assert!(
+        took >= deadline && took < deadline * 4,
+        "failed after {took:?}"
+    );
+    let (other, other_took) = other;
+    assert!(!other.unwrap().resumed);
+    assert!(
+        other_took < deadline,
+        "the other secret's rotation completed meanwhile ({other_took:?})"
+    );
+    let cur = h.current(&free).await;
+    assert!(matches!(
+        db.login(&cur.username, &cur.password).await,
+        LoginOutcome::Ok
+    ));
+    // AWSCURRENT of the blocked secret still logs in.
+    let cur = h.current(&blocked).await;
+    assert!(matches!(
+        db.login(&cur.username, &cur.password).await,
+        LoginOutcome::Ok
+    ));
+    // Once the lock is gone, the next run resumes the same version and completes — also
+    // when the abandoned ALTER ROLE went through after the lock was released (then
+    // AWSPENDING already logs in, and the rotation goes on to finish).
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    let report = h.rotate(&blocked).await.unwrap();
+    assert!(report.resumed);
+    let now = h.current(&blocked).await;
+    assert_ne!(now.password, cur.password);
+    assert!(matches!(
+        db.login(&now.username, &now.password).await,
+        LoginOutcome::Ok
+    ));
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use keyroll_core::api::{GetSecretValueRequest, SecretIdRequest};
-use keyroll_core::engine::{RotateOptions, RotationError, RotationObserver, StepError, rotate};
+use keyroll_core::engine::{RotateOptions, RotationObserver, StepError, rotate};
 use keyroll_core::model::{AWSCURRENT, Step};
 use keyroll_core::ports::{RotationStore, VersionedValue};
 use keyroll_core::rotators;
@@ -51,6 +51,17 @@ pub struct RotateArgs {
     /// Seconds one database connection attempt (TCP, TLS, login) may take.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     pub connect_timeout: f64,
+    /// Seconds one rotation step may take; a step still running then is stopped and fails
+    /// (AWSCURRENT untouched before setSecret; the next run resumes).
+    #[arg(long, value_name = "SECONDS", default_value_t = keyroll_core::engine::DEFAULT_STEP_TIMEOUT.as_secs_f64())]
+    pub step_timeout: f64,
+    /// Seconds the whole rotation may take (each step gets at most what is left).
+    #[arg(long, value_name = "SECONDS", default_value_t = keyroll_core::engine::DEFAULT_ROTATION_TIMEOUT.as_secs_f64())]
+    pub rotation_timeout: f64,
+    /// Seconds one database statement may run or wait for a lock (PostgreSQL
+    /// statement_timeout/lock_timeout, MariaDB max_statement_time, lock_wait_timeout).
+    #[arg(long, value_name = "SECONDS", default_value_t = keyroll_targets::DEFAULT_STATEMENT_TIMEOUT.as_secs_f64())]
+    pub statement_timeout: f64,
     /// PEM file of CA certificates to trust for database TLS instead of the system roots
     /// (e.g. the RDS global bundle).
     #[arg(long, value_name = "PEM", env = "KEYROLL_CA_BUNDLE")]
@@ -72,16 +83,21 @@ pub struct RotateArgs {
     pub no_notify: bool,
 }
 
+/// `--name SECONDS` as a duration: positive and finite.
+fn seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
+    match Duration::try_from_secs_f64(v) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => anyhow::bail!(crate::UsageError(format!(
+            "--{flag} must be a positive number of seconds (got {v})"
+        ))),
+    }
+}
+
 impl RotateArgs {
     pub fn target_config(&self) -> anyhow::Result<keyroll_targets::TargetConfig> {
-        if !(self.connect_timeout.is_finite() && self.connect_timeout > 0.0) {
-            anyhow::bail!(crate::UsageError(format!(
-                "--connect-timeout must be a positive number of seconds (got {})",
-                self.connect_timeout
-            )));
-        }
         Ok(keyroll_targets::TargetConfig {
-            connect_timeout: Duration::from_secs_f64(self.connect_timeout),
+            connect_timeout: seconds("connect-timeout", self.connect_timeout)?,
+            statement_timeout: seconds("statement-timeout", self.statement_timeout)?,
             ca_bundle: self.ca_bundle.clone(),
             password_length: self.password_length,
             exclude_characters: self.exclude_characters.clone(),
@@ -103,53 +119,6 @@ impl RotateArgs {
         let config = config.with_env().map_err(usage)?;
         Ok(keyroll_notify::Notifier::from_config(&config).map_err(usage)?)
     }
-}
-
-/// Sends RotationSucceeded / RotationFailed for one `rotate` run (nothing for a rotation that
-/// was refused because another one is running). Never fails: undeliverable notifications are
-/// logged and counted by the notifier.
-pub async fn notify_outcome(
-    notifier: &keyroll_notify::Notifier,
-    store: &dyn RotationStore,
-    arn: &str,
-    result: &Result<keyroll_core::engine::RotationReport, RotationError>,
-    started: keyroll_core::time::Timestamp,
-) {
-    if !notifier.is_enabled() {
-        return;
-    }
-    let Ok(desc) = store
-        .describe_secret(SecretIdRequest {
-            secret_id: arn.to_string(),
-        })
-        .await
-    else {
-        tracing::warn!(secret = %arn, "cannot describe the secret; no notification sent");
-        return;
-    };
-    let now = store.now();
-    let event = match result {
-        Ok(report) => {
-            keyroll_notify::RotationEvent::succeeded(&desc, &report.version_id, started, now)
-        }
-        Err(RotationError::AlreadyRunning { .. }) => return,
-        Err(e) => {
-            let token = match e {
-                RotationError::Step { token, .. } => Some(token.clone()),
-                _ => None,
-            };
-            keyroll_notify::RotationEvent::failed(
-                &desc,
-                token,
-                e.failed_step(),
-                e.class(),
-                &e.to_string(),
-                started,
-                now,
-            )
-        }
-    };
-    notifier.notify(&event.with_source("keyroll rotate")).await;
 }
 
 #[derive(Serialize)]
@@ -301,14 +270,20 @@ pub async fn execute(
         discard_pending: args.discard_pending,
         allow_rotation_disabled: how.allow_rotation_disabled,
         cancel: None,
+        step_timeout: Some(seconds("step-timeout", args.step_timeout)?),
+        rotation_timeout: Some(seconds("rotation-timeout", args.rotation_timeout)?),
     };
-    let started = store.now();
     let progress = Progress {
         quiet: args.quiet,
         label: how.label,
     };
-    let result = rotate(store, target.as_ref(), &desc.arn, &opts, &progress).await;
-    notify_outcome(how.notifier, store, &desc.arn, &result, started).await;
+    // RotationSucceeded / RotationFailed, delivered before the process exits.
+    let observer =
+        keyroll_notify::NotifyingObserver::new(&progress, how.notifier, "keyroll rotate", || {
+            store.now()
+        });
+    let result = rotate(store, target.as_ref(), &desc.arn, &opts, &observer).await;
+    observer.flush().await;
     let report = result?;
     output::print(
         format,

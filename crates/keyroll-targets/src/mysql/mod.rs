@@ -229,6 +229,14 @@ impl Mysql {
     }
 }
 
+/// The statement run at the start of every session keyroll opens: no lock is waited for,
+/// and (MariaDB, in an executable comment MySQL skips) no statement runs, longer than
+/// `limit` (whole seconds, at least 1).
+pub fn session_limits(limit: std::time::Duration) -> String {
+    let secs = limit.as_secs().max(1);
+    format!("SET SESSION lock_wait_timeout = {secs} /*M!, max_statement_time = {secs} */")
+}
+
 #[async_trait]
 impl Dialect for Mysql {
     type Conn = MyConn;
@@ -271,6 +279,7 @@ impl Dialect for Mysql {
             .tcp_nodelay(true)
             .max_allowed_packet(Some(16 * 1024 * 1024))
             .wait_timeout(Some(28_800))
+            .init(vec![session_limits(io.cfg.statement_timeout)])
             .ssl_opts(ssl);
         // A refused login is tried once more: mysql_async drops a trailing zero byte of the
         // 32-byte nonce MariaDB's ed25519 plugin sends, so about one ed25519 login in 256 is
@@ -504,5 +513,23 @@ impl Dialect for Mysql {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod session_tests {
+    use super::*;
+
+    #[test]
+    fn sessions_are_bounded() {
+        use std::time::Duration;
+        assert_eq!(
+            session_limits(Duration::from_millis(30_500)),
+            "SET SESSION lock_wait_timeout = 30 /*M!, max_statement_time = 30 */"
+        );
+        assert_eq!(
+            session_limits(Duration::ZERO),
+            "SET SESSION lock_wait_timeout = 1 /*M!, max_statement_time = 1 */"
+        );
     }
 }
