@@ -349,7 +349,7 @@ def test_every_call_is_audited_without_secrets(acl_server, secrets):
 
 
 def test_audit_verify_on_the_live_trail_and_after_tampering(tmp_path):
-    from conftest import wait_for
+    from conftest import wait_rotation_done
 
     d = tmp_path / "data"
     s = KeyrollServer(d, "").start()
@@ -358,6 +358,9 @@ def test_audit_verify_on_the_live_trail_and_after_tampering(tmp_path):
         c.create_secret(Name="audited", SecretString="audited-value")
         c.get_secret_value(SecretId="audited")
         c.put_secret_value(SecretId="audited", SecretString="audited-value-2")
+        c.create_secret(Name="rotated", SecretString='{"password":"rotated-old-value"}')
+        c.rotate_secret(SecretId="rotated", RotationLambdaARN="keyroll")
+        wait_rotation_done(c, "rotated", server=s)
     finally:
         s.stop()
     r = subprocess.run([_keyroll_bin(), "audit", "verify", "--data-dir", str(d)],
@@ -370,6 +373,15 @@ def test_audit_verify_on_the_live_trail_and_after_tampering(tmp_path):
     assert r.returncode == 0, r.stderr
     events = [json.loads(l)["eventName"] for l in r.stdout.splitlines() if l.strip()]
     assert events == ["CreateSecret", "GetSecretValue", "PutSecretValue"], events
+    # The rotation the server ran: its start and each step, as keyroll's own events.
+    r = subprocess.run([_keyroll_bin(), "audit", "search", "--data-dir", str(d),
+                        "--secret-id", "rotated", "--output", "json"],
+                       capture_output=True, text=True, timeout=60)
+    recs = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+    steps = [x["serviceEventDetails"]["step"] for x in recs if x["eventName"] == "RotationStep"]
+    assert steps == ["createSecret", "setSecret", "testSecret", "finishSecret"], recs
+    assert any(x["eventName"] == "RotationStarted" and x["eventSource"] == "keyroll.local" for x in recs)
+    assert "rotated-old-value" not in "".join(f.read_text() for f in (d / "audit").glob("*"))
     # Change one byte of the second record: verify names it.
     f = sorted((d / "audit").glob("keyroll-audit-*.jsonl"))[0]
     lines = f.read_text().splitlines(keepends=True)

@@ -350,6 +350,7 @@ async fn rotate<R: Regions>(
     };
     let logs = Observer {
         app: app.as_ref(),
+        region,
         arn,
         function: function_name(&lambda),
     };
@@ -392,9 +393,10 @@ async fn rotate<R: Regions>(
     }
 }
 
-/// The engine's progress, as the server's logs and metrics.
+/// The engine's progress, as the server's logs, metrics and audit trail.
 struct Observer<'a, R: Regions> {
     app: &'a App<R>,
+    region: &'a str,
     arn: &'a str,
     function: &'a str,
 }
@@ -402,9 +404,29 @@ struct Observer<'a, R: Regions> {
 impl<R: Regions> RotationObserver for Observer<'_, R> {
     fn started(&self, arn: &str, token: &str, resumed: bool) {
         tracing::info!(secret = %arn, version = %token, resumed, function = %self.function, "rotation started");
+        if let Some(audit) = &self.app.audit {
+            audit.rotation_started(
+                self.app.clock.now(),
+                self.region,
+                arn,
+                token,
+                resumed,
+                self.function,
+            );
+        }
     }
 
     fn step_finished(&self, step: Step, elapsed: Duration, error: Option<&StepError>) {
+        if let Some(audit) = &self.app.audit {
+            audit.rotation_step(
+                self.app.clock.now(),
+                self.region,
+                self.arn,
+                step.as_str(),
+                elapsed,
+                error.map(|e| (e.class(), e.to_string())),
+            );
+        }
         self.app.metrics.step(step, error.is_none(), elapsed);
         if error.is_none() {
             tracing::info!(secret = %self.arn, %step, elapsed_ms = elapsed.as_millis() as u64, "rotation step done");
