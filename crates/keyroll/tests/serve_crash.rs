@@ -64,6 +64,7 @@ impl Serve {
                  access_key_id = \"{}\"\n\
                  secret_access_key = \"{}\"\n\
                  name = \"crash-test\"\n\
+                 admin = true\n\
                  [scheduler]\n\
                  tick_secs = 1\n\
                  max_concurrent = 10\n\
