@@ -52,7 +52,7 @@ def identity_policy():
     return {"Version": "2012-10-17", "Statement": st}
 
 
-def config(enforced):
+def config(enforced, audit=None):
     keys = f'''
 [[access_keys]]
 name = "admin"
@@ -69,13 +69,14 @@ secret_access_key = "{APP[1]}"
 policy = {json.dumps(json.dumps(identity_policy()))}
 tags = {{ team = "bench", kind = "service" }}
 '''
-    return keys + f"\n[audit]\nenabled = {'true' if enforced else 'false'}\n"
+    audit = enforced if audit is None else audit
+    return keys + f"\n[audit]\nenabled = {'true' if audit else 'false'}\n"
 
 
-def start(binary, enforced):
+def start(binary, enforced, audit=None):
     d = tempfile.mkdtemp(prefix="keyroll-authz-bench-")
     with open(os.path.join(d, "keyroll.toml"), "w") as f:
-        f.write(config(enforced))
+        f.write(config(enforced, audit))
     proc = subprocess.Popen(
         [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", d],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -114,16 +115,19 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--split", action="store_true",
+                    help="also measure policies without audit and audit without policies")
     args = ap.parse_args()
     servers = {}
+    variants = [("baseline", False, False, ADMIN), ("enforced", True, True, APP)]
+    if args.split:
+        variants += [("policies only", True, False, APP), ("audit only", False, True, ADMIN)]
     try:
-        for name, enforced in [("baseline", False), ("enforced", True)]:
-            servers[name] = start(args.keyroll, enforced)
-        scripts = {
-            "baseline": lua_for(servers["baseline"][1], ADMIN, "GetSecretValue", {"SecretId": "bench/db"}),
-            "enforced": lua_for(servers["enforced"][1], APP, "GetSecretValue", {"SecretId": "bench/db"}),
-        }
-        runs = {"baseline": [], "enforced": []}
+        for name, enforced, audit, _ in variants:
+            servers[name] = start(args.keyroll, enforced, audit)
+        scripts = {name: lua_for(servers[name][1], key, "GetSecretValue", {"SecretId": "bench/db"})
+                   for name, _, _, key in variants}
+        runs = {name: [] for name, *_ in variants}
         for name in runs:
             wrk(servers[name][1], scripts[name], 8, 2, 1)  # warm-up
         for _ in range(args.rounds):
@@ -147,8 +151,12 @@ def main():
     b, e = med("baseline", "rps"), med("enforced", "rps")
     print(f"\n| GetSecretValue, {args.connections} connections (median of {args.rounds}) | requests/s | p50 ms | p99 ms | server CPU µs/req | non-2xx |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name, label in [("baseline", "admin key, no resource policy, audit off"),
-                        ("enforced", "10-statement identity policy + resource policy + audit on")]:
+    labels = {"baseline": "admin key, no resource policy, audit off",
+              "enforced": "10-statement identity policy + resource policy + audit on",
+              "policies only": "10-statement identity policy + resource policy, audit off",
+              "audit only": "admin key, no resource policy, audit on"}
+    for name in runs:
+        label = labels[name]
         print(f"| {label} | {med(name, 'rps'):,.0f} | {med(name, 'p50_ms'):.3f} | {med(name, 'p99_ms'):.3f} "
               f"| {med(name, 'server_cpu_us_per_req'):.1f} | {sum(r['non_2xx'] for r in runs[name])} |")
     print(f"\nenforced / baseline: {e / b * 100:.1f}%  (goal ≥ 90%, and ≥ 40,000 req/s)")

@@ -20,6 +20,7 @@ KEYS = {
     "app": ("AKIAAPPAPPAPPAPP0001", "app-secret-key"),
     "payments-svc": ("AKIAPAYPAYPAYPAY0001", "payments-secret-key"),
     "reader": ("AKIAREADREADREAD0001", "reader-secret-key"),
+    "staging-svc": ("AKIASTAGESTAGESTAG01", "staging-secret-key"),
 }
 
 
@@ -41,6 +42,13 @@ TEAM_POLICY = policy({
     "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
     "Resource": "*",
     "Condition": {"StringEquals": {"secretsmanager:ResourceTag/team": "${aws:PrincipalTag/team}"}},
+})
+# Reads secrets tagged env=staging only.
+STAGING_POLICY = policy({
+    "Effect": "Allow",
+    "Action": "secretsmanager:GetSecretValue",
+    "Resource": "*",
+    "Condition": {"StringEquals": {"secretsmanager:ResourceTag/env": "staging"}},
 })
 # Seed 002: applications read only AWSCURRENT (and AWSPENDING during rotation).
 SEED_002_POLICY = policy({
@@ -81,6 +89,12 @@ name = "reader"
 access_key_id = "{KEYS['reader'][0]}"
 secret_access_key = "{KEYS['reader'][1]}"
 policy = "file://reader-policy.json"
+
+[[access_keys]]
+name = "staging-svc"
+access_key_id = "{KEYS['staging-svc'][0]}"
+secret_access_key = "{KEYS['staging-svc'][1]}"
+policy = {toml_str(STAGING_POLICY)}
 """
 
 
@@ -230,6 +244,17 @@ def test_tag_conditions_decide(acl_server, secrets):
     assert pay.get_secret_value(SecretId="prod/other/db")
     ops.tag_resource(SecretId="prod/other/db", Tags=[{"Key": "team", "Value": "other"}])
     denied(pay.get_secret_value, SecretId="prod/other/db")
+
+
+def test_resource_env_tag_decides(acl_server, secrets):
+    ops = client_for(acl_server, "ops")
+    stg = client_for(acl_server, "staging-svc")
+    ops.create_secret(Name="svc/staging", SecretString="s", Tags=[{"Key": "env", "Value": "staging"}])
+    ops.create_secret(Name="svc/prod", SecretString="p", Tags=[{"Key": "env", "Value": "prod"}])
+    ops.create_secret(Name="svc/untagged", SecretString="u")
+    assert stg.get_secret_value(SecretId="svc/staging")["SecretString"] == "s"
+    denied(stg.get_secret_value, SecretId="svc/prod")
+    denied(stg.get_secret_value, SecretId="svc/untagged")
 
 
 def test_seed_002_version_stage_condition(acl_server, secrets):
