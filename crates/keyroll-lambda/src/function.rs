@@ -14,7 +14,7 @@ use tokio::sync::OnceCell;
 use crate::event::RotationEvent;
 use crate::metrics::{StepRecord, emf_line};
 use crate::settings::Settings;
-use crate::store::EventStore;
+use crate::store::{EventStore, ValueCache};
 
 /// A failed invocation: `error_type` is a stable class (`InvalidEvent`,
 /// `InvalidRotationState`, `AuthenticationFailed`, `Unreachable`, `StoreError`, ...), the
@@ -42,6 +42,8 @@ type Sink = Arc<dyn Fn(String) + Send + Sync>;
 pub struct Function {
     settings: Settings,
     store: OnceCell<AwsStore>,
+    /// Secret values by ARN and version, kept across a warm container's events.
+    cache: ValueCache,
     metrics: Sink,
     /// RotationSucceeded (after finishSecret) and RotationFailed (any step), configured by
     /// the `KEYROLL_NOTIFY_*` variables; never fails a step.
@@ -56,6 +58,7 @@ impl Function {
         Function {
             settings,
             store: OnceCell::new(),
+            cache: ValueCache::default(),
             metrics: Arc::new(|line| println!("{line}")),
             notifier: notifier_from_env(),
         }
@@ -124,6 +127,7 @@ impl Function {
             store,
             event.rotation_token.as_deref(),
             &self.settings.password,
+            &self.cache,
         );
         tracing::info!(
             secret = %event.secret_id,
