@@ -16,6 +16,8 @@
 //!   events (8 Secrets Manager calls per single-user rotation at most).
 //! - [`target`]: the target, picked from the secret's `engine` when a step first needs it.
 //! - [`metrics`]: CloudWatch Embedded Metric Format records (outcome, duration per step).
+//! - [`memory`]: dropping the executable's clean pages after start-up (the relocation table,
+//!   set-up code), so a warm container's resident peak is its events'.
 //! - [`function`]: [`Function::invoke`], what `bootstrap` runs for each event; errors become
 //!   Lambda diagnostics whose `errorType` is the stable error class.
 //!
@@ -27,6 +29,7 @@
 
 pub mod event;
 pub mod function;
+pub mod memory;
 pub mod metrics;
 pub mod settings;
 pub mod store;

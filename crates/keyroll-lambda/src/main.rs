@@ -158,8 +158,17 @@ fn main() -> ExitCode {
         }
     };
     let function = Arc::new(Function::new(settings));
+    // Start-up is over: give back the pages only it used (see keyroll_lambda::memory).
+    let released = keyroll_lambda::memory::release_clean_file_pages();
+    tracing::debug!(
+        mappings = released.mappings,
+        resident_kib = released.resident_kib,
+        "start-up pages released"
+    );
     let result = runtime.block_on(lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| {
+            // Each event maps back only the code it runs: the resident peak is one event's.
+            keyroll_lambda::memory::release_between_events();
             let function = function.clone();
             async move { function.invoke(&event.payload).await }
         },
