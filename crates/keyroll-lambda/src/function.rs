@@ -15,6 +15,7 @@ use crate::event::RotationEvent;
 use crate::metrics::{StepRecord, emf_line};
 use crate::settings::Settings;
 use crate::store::{EventStore, ValueCache};
+use crate::target::TargetCache;
 
 /// A failed invocation: `error_type` is a stable class (`InvalidEvent`,
 /// `InvalidRotationState`, `AuthenticationFailed`, `Unreachable`, `StoreError`, ...), the
@@ -44,6 +45,8 @@ pub struct Function {
     store: OnceCell<AwsStore>,
     /// Secret values by ARN and version, kept across a warm container's events.
     cache: ValueCache,
+    /// Targets by engine, kept across a warm container's events.
+    targets: TargetCache,
     metrics: Sink,
     /// RotationSucceeded (after finishSecret) and RotationFailed (any step), configured by
     /// the `KEYROLL_NOTIFY_*` variables; never fails a step.
@@ -56,9 +59,10 @@ impl Function {
     /// metrics to stdout.
     pub fn new(settings: Settings) -> Self {
         Function {
-            settings,
+            settings: settings.clone(),
             store: OnceCell::new(),
             cache: ValueCache::default(),
+            targets: TargetCache::new(settings.target.clone()),
             metrics: Arc::new(|line| println!("{line}")),
             notifier: notifier_from_env(),
         }
@@ -104,7 +108,7 @@ impl Function {
         &self,
         payload: &serde_json::Value,
     ) -> Result<serde_json::Value, InvokeError> {
-        let target = self.target();
+        let target = self.targets.for_event();
         self.invoke_with_target(payload, &target).await
     }
 

@@ -33,6 +33,7 @@ pub mod memory;
 pub mod metrics;
 pub mod settings;
 pub mod store;
+pub mod target;
 
 pub use event::RotationEvent;
 pub use function::{Function, InvokeError};
