@@ -6,9 +6,9 @@
 //! [`release_clean_file_pages`] tells the kernel to drop the process's *clean* file-backed
 //! pages of the executable (those that are byte-for-byte the file's, so nothing is lost);
 //! what an event needs again is mapped back from the page cache on first touch, a minor
-//! fault costing well under a microsecond per page. Called once after start-up, it returns
-//! the relocation table and the set-up-only code; called before each event
-//! ([`release_between_events`], which also trims the allocator), the resident peak of a warm
+//! fault costing well under a microsecond per page. `bootstrap` calls
+//! [`release_between_events`] (which also trims the allocator) before each event: the first
+//! one returns the relocation table and the set-up-only code, and the resident peak of a warm
 //! container is that of its largest event rather than of everything it ever ran.
 //!
 //! In Lambda, the function's "Max Memory Used" also counts the page cache its files occupy;
