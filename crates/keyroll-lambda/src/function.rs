@@ -14,7 +14,8 @@ use tokio::sync::OnceCell;
 use crate::event::RotationEvent;
 use crate::metrics::{StepRecord, emf_line};
 use crate::settings::Settings;
-use crate::store::EventStore;
+use crate::store::{EventStore, ValueCache};
+use crate::target::TargetCache;
 
 /// A failed invocation: `error_type` is a stable class (`InvalidEvent`,
 /// `InvalidRotationState`, `AuthenticationFailed`, `Unreachable`, `StoreError`, ...), the
@@ -42,6 +43,10 @@ type Sink = Arc<dyn Fn(String) + Send + Sync>;
 pub struct Function {
     settings: Settings,
     store: OnceCell<AwsStore>,
+    /// Secret values by ARN and version, kept across a warm container's events.
+    cache: ValueCache,
+    /// Targets by engine, kept across a warm container's events.
+    targets: TargetCache,
     metrics: Sink,
     /// RotationSucceeded (after finishSecret) and RotationFailed (any step), configured by
     /// the `KEYROLL_NOTIFY_*` variables; never fails a step.
@@ -54,8 +59,10 @@ impl Function {
     /// metrics to stdout.
     pub fn new(settings: Settings) -> Self {
         Function {
-            settings,
+            settings: settings.clone(),
             store: OnceCell::new(),
+            cache: ValueCache::default(),
+            targets: TargetCache::new(settings.target.clone()),
             metrics: Arc::new(|line| println!("{line}")),
             notifier: notifier_from_env(),
         }
@@ -101,7 +108,7 @@ impl Function {
         &self,
         payload: &serde_json::Value,
     ) -> Result<serde_json::Value, InvokeError> {
-        let target = self.target();
+        let target = self.targets.for_event();
         self.invoke_with_target(payload, &target).await
     }
 
@@ -124,6 +131,7 @@ impl Function {
             store,
             event.rotation_token.as_deref(),
             &self.settings.password,
+            &self.cache,
         );
         tracing::info!(
             secret = %event.secret_id,

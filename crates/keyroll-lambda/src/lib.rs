@@ -11,9 +11,13 @@
 //! - [`settings`]: the function's environment variables, named like AWS's functions
 //!   (`SECRETS_MANAGER_ENDPOINT`, `PASSWORD_LENGTH`, `EXCLUDE_CHARACTERS`, ...).
 //! - [`store`]: the Secrets Manager view one event works through: `RotationToken` passed on
-//!   to `PutSecretValue`, password settings applied to `GetRandomPassword`.
+//!   to `PutSecretValue`, passwords drawn locally with the function's settings, one
+//!   `DescribeSecret` per event and values cached by version across a warm container's
+//!   events (8 Secrets Manager calls per single-user rotation at most).
 //! - [`target`]: the target, picked from the secret's `engine` when a step first needs it.
 //! - [`metrics`]: CloudWatch Embedded Metric Format records (outcome, duration per step).
+//! - [`memory`]: dropping the executable's clean pages after start-up (the relocation table,
+//!   set-up code), so a warm container's resident peak is its events'.
 //! - [`function`]: [`Function::invoke`], what `bootstrap` runs for each event; errors become
 //!   Lambda diagnostics whose `errorType` is the stable error class.
 //!
@@ -25,10 +29,13 @@
 
 pub mod event;
 pub mod function;
+pub mod memory;
 pub mod metrics;
 pub mod settings;
 pub mod store;
+pub mod target;
 
 pub use event::RotationEvent;
 pub use function::{Function, InvokeError};
 pub use settings::{PasswordSettings, Settings, SettingsError};
+pub use store::ValueCache;

@@ -336,3 +336,137 @@ async fn my_connect(v: &Value) -> Result<mysql_async::Conn, mysql_async::Error> 
         .prefer_socket(false);
     mysql_async::Conn::new(opts).await
 }
+
+/// A loopback TCP proxy in front of moto that counts the Secrets Manager operations going
+/// through it (the `X-Amz-Target: secretsmanager.<Operation>` header of each request), so a
+/// test or the benchmark can say how many round trips a rotation made, by operation. It
+/// forwards bytes unchanged in both directions, so keep-alive connections work as they do
+/// against moto itself.
+pub struct CountingProxy {
+    port: u16,
+    counts: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
+    connections: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CountingProxy {
+    pub fn start(upstream: u16) -> CountingProxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind the proxy");
+        let port = listener.local_addr().unwrap().port();
+        let counts = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (c, s, conns) = (counts.clone(), stop.clone(), connections.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                conns.fetch_add(1, Ordering::SeqCst);
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (mut s_read, mut c_write) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s_read, &mut c_write);
+                    let _ = c_write.shutdown(std::net::Shutdown::Both);
+                });
+                let counts = c.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 * 1024];
+                    let mut line: Vec<u8> = Vec::new();
+                    loop {
+                        let n = match c_read.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        for &b in &buf[..n] {
+                            if b == b'\n' {
+                                count_header(&line, &counts);
+                                line.clear();
+                            } else if line.len() < 512 {
+                                line.push(b);
+                            }
+                        }
+                        if s_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = s_write.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        CountingProxy {
+            port,
+            counts,
+            connections,
+            stop,
+        }
+    }
+
+    /// The endpoint to give the function instead of moto's.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Operations counted so far.
+    pub fn counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.counts.lock().unwrap().clone()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// TCP connections accepted so far (in front of a database: the logins).
+    pub fn connections(&self) -> u64 {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Forgets what was counted.
+    pub fn reset(&self) {
+        self.counts.lock().unwrap().clear();
+        self.connections
+            .store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.lock().unwrap().values().sum()
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn count_header(line: &[u8], counts: &std::sync::Mutex<std::collections::BTreeMap<String, u64>>) {
+    let line = String::from_utf8_lossy(line);
+    let Some((name, value)) = line.trim_end_matches('\r').split_once(':') else {
+        return;
+    };
+    if !name.trim().eq_ignore_ascii_case("x-amz-target") {
+        return;
+    }
+    let value = value.trim();
+    let op = value.strip_prefix("secretsmanager.").unwrap_or(value);
+    *counts.lock().unwrap().entry(op.to_string()).or_default() += 1;
+}
+
+/// `a=1 b=2` from counts by operation.
+pub fn format_counts(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    counts
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
