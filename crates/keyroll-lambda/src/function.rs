@@ -2,9 +2,9 @@
 //! turn a failure into a Lambda diagnostic with a stable `errorType`.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use keyroll_core::engine::run_step;
+use keyroll_core::engine::run_step_within;
 use keyroll_core::ports::Target;
 use keyroll_store::aws::{AwsOptions, AwsStore};
 use keyroll_targets::AutoTarget;
@@ -108,8 +108,20 @@ impl Function {
         &self,
         payload: &serde_json::Value,
     ) -> Result<serde_json::Value, InvokeError> {
+        self.invoke_within(payload, None).await
+    }
+
+    /// Handles one event with `remaining` time before the invocation's deadline: the step
+    /// is bounded by `KEYROLL_STEP_TIMEOUT_SECS` and by one second less than `remaining`,
+    /// whichever is shorter, and fails as `Timeout` past it (resumable, like any failure).
+    pub async fn invoke_within(
+        &self,
+        payload: &serde_json::Value,
+        remaining: Option<Duration>,
+    ) -> Result<serde_json::Value, InvokeError> {
         let target = self.targets.for_event();
-        self.invoke_with_target(payload, &target).await
+        let limit = step_limit(self.settings.step_timeout, remaining);
+        self.run_event(payload, &target, limit).await
     }
 
     /// Handles one event with a given target (tests wrap [`Function::target`] to inject
@@ -118,6 +130,16 @@ impl Function {
         &self,
         payload: &serde_json::Value,
         target: &dyn Target,
+    ) -> Result<serde_json::Value, InvokeError> {
+        self.run_event(payload, target, self.settings.step_timeout)
+            .await
+    }
+
+    async fn run_event(
+        &self,
+        payload: &serde_json::Value,
+        target: &dyn Target,
+        limit: Option<Duration>,
     ) -> Result<serde_json::Value, InvokeError> {
         let event = RotationEvent::from_json(payload).map_err(|e| {
             tracing::error!(error_type = "InvalidEvent", error = %e, "event refused");
@@ -140,12 +162,13 @@ impl Function {
             "rotation step started"
         );
         let started = Instant::now();
-        let result = run_step(
+        let result = run_step_within(
             &view,
             target,
             event.step,
             &event.secret_id,
             &event.client_request_token,
+            limit,
         )
         .await;
         let duration = started.elapsed();
@@ -270,4 +293,36 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The bound of one step: the configured one, and one second less than what is left of the
+/// invocation (Lambda kills the sandbox at its deadline without a word), whichever is shorter.
+pub fn step_limit(configured: Option<Duration>, remaining: Option<Duration>) -> Option<Duration> {
+    let before_deadline = remaining.map(|r| {
+        r.saturating_sub(Duration::from_secs(1))
+            .max(Duration::from_millis(100))
+    });
+    match (configured, before_deadline) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod step_limit_tests {
+    use super::*;
+
+    #[test]
+    fn the_shorter_bound_wins_and_the_deadline_keeps_a_second() {
+        let s = Duration::from_secs;
+        assert_eq!(step_limit(None, None), None);
+        assert_eq!(step_limit(Some(s(45)), None), Some(s(45)));
+        assert_eq!(step_limit(None, Some(s(30))), Some(s(29)));
+        assert_eq!(step_limit(Some(s(10)), Some(s(30))), Some(s(10)));
+        assert_eq!(step_limit(Some(s(60)), Some(s(30))), Some(s(29)));
+        assert_eq!(
+            step_limit(None, Some(Duration::from_millis(500))),
+            Some(Duration::from_millis(100))
+        );
+    }
 }

@@ -165,7 +165,11 @@ fn main() -> ExitCode {
             // cold start; the first event also drops what only start-up used.)
             keyroll_lambda::memory::release_between_events();
             let function = function.clone();
-            async move { function.invoke(&event.payload).await }
+            // What is left of the invocation: the step must end (as a Timeout) before it.
+            let remaining = std::time::SystemTime::UNIX_EPOCH
+                .checked_add(std::time::Duration::from_millis(event.context.deadline))
+                .and_then(|d| d.duration_since(std::time::SystemTime::now()).ok());
+            async move { function.invoke_within(&event.payload, remaining).await }
         },
     )));
     match result {

@@ -34,6 +34,10 @@ pub struct Settings {
     pub target: TargetConfig,
     /// `KEYROLL_METRICS_NAMESPACE`.
     pub metrics_namespace: String,
+    /// `KEYROLL_STEP_TIMEOUT_SECS`: the longest one step may run. Unset: until one second
+    /// before the invocation's own deadline, so that a step stuck on a lock fails as a
+    /// `Timeout` (with its metric and notification) instead of the sandbox being killed.
+    pub step_timeout: Option<Duration>,
 }
 
 /// The `GetRandomPassword` switches set by the environment (`None`: not set, the target's
@@ -73,6 +77,7 @@ impl Default for Settings {
             password: PasswordSettings::default(),
             target: TargetConfig::default(),
             metrics_namespace: "keyroll".into(),
+            step_timeout: None,
         }
     }
 }
@@ -121,6 +126,18 @@ impl Settings {
                 return Err(SettingsError::MissingCaBundle(p));
             }
             s.target.ca_bundle = Some(path);
+        }
+        if let Some(v) = get("KEYROLL_STEP_TIMEOUT_SECS") {
+            s.step_timeout = Some(Duration::from_secs(number(
+                &v,
+                "KEYROLL_STEP_TIMEOUT_SECS",
+                1,
+                900,
+            )?));
+        }
+        if let Some(v) = get("KEYROLL_STATEMENT_TIMEOUT_SECS") {
+            s.target.statement_timeout =
+                Duration::from_secs(number(&v, "KEYROLL_STATEMENT_TIMEOUT_SECS", 1, 900)?);
         }
         if let Some(ns) = non_empty(&get, "KEYROLL_METRICS_NAMESPACE")? {
             s.metrics_namespace = ns;
@@ -195,8 +212,12 @@ mod tests {
             ("EXCLUDE_PUNCTUATION", "false"),
             ("REQUIRE_EACH_INCLUDED_TYPE", "FALSE"),
             ("KEYROLL_CONNECT_TIMEOUT_MS", "2500"),
+            ("KEYROLL_STEP_TIMEOUT_SECS", "45"),
+            ("KEYROLL_STATEMENT_TIMEOUT_SECS", "10"),
         ])
         .unwrap();
+        assert_eq!(s.step_timeout, Some(Duration::from_secs(45)));
+        assert_eq!(s.target.statement_timeout, Duration::from_secs(10));
         assert_eq!(s.endpoint_url.as_deref(), Some("https://vpce.example"));
         assert_eq!(s.target.password_length, Some(40));
         assert_eq!(s.target.exclude_characters.as_deref(), Some(":/@\"'\\"));
