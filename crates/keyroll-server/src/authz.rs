@@ -202,6 +202,37 @@ fn tag_value<'a>(
     found.map(|v| CtxValue::One(Cow::Borrowed(v)))
 }
 
+/// The condition keys that describe the principal itself, the same in every request
+/// (Secrets Manager's and STS's): `aws:PrincipalTag/K`, `aws:username` (users only),
+/// `aws:userid`, `aws:PrincipalArn` (a role session's role), `aws:PrincipalAccount`,
+/// `aws:PrincipalType`.
+pub fn principal_value<'a>(p: &'a Principal, key: &str) -> Option<CtxValue<'a>> {
+    if let Some(tag) = strip_prefix_ci(key, "aws:PrincipalTag/") {
+        return tag_value(p.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())), tag);
+    }
+    let name = strip_prefix_ci(key, "aws:")?;
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    if is("username") {
+        p.username().map(|u| CtxValue::One(Cow::Borrowed(u)))
+    } else if is("userid") {
+        one(p.user_id.as_str())
+    } else if is("PrincipalArn") {
+        match &p.kind {
+            PrincipalKind::AssumedRole { role_arn, .. } => one(role_arn.as_str()),
+            PrincipalKind::User => one(p.arn.as_str()),
+        }
+    } else if is("PrincipalAccount") {
+        one(p.account.as_str())
+    } else if is("PrincipalType") {
+        one(match p.kind {
+            PrincipalKind::User => "User",
+            PrincipalKind::AssumedRole { .. } => "AssumedRole",
+        })
+    } else {
+        None
+    }
+}
+
 /// `Tags` of a request (`[{"Key":..,"Value":..}]`).
 fn request_tags(params: &RequestParams) -> impl Iterator<Item = (&str, &str)> {
     params
@@ -217,7 +248,9 @@ fn request_tags(params: &RequestParams) -> impl Iterator<Item = (&str, &str)> {
         })
 }
 
-fn strip_prefix_ci<'k>(key: &'k str, prefix: &str) -> Option<&'k str> {
+/// `key` without `prefix`, compared without regard to case (IAM key names are not
+/// case-sensitive).
+pub fn strip_prefix_ci<'k>(key: &'k str, prefix: &str) -> Option<&'k str> {
     let head = key.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
         .then(|| &key[prefix.len()..])
@@ -229,8 +262,8 @@ impl Context for RequestContext<'_> {
         let p = q.principal;
         let params = q.params;
         let str_param = |name: &str| params.get(name).and_then(Value::as_str);
-        if let Some(tag) = strip_prefix_ci(key, "aws:PrincipalTag/") {
-            return tag_value(p.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())), tag);
+        if let Some(v) = principal_value(p, key) {
+            return Some(v);
         }
         if let Some(tag) = strip_prefix_ci(key, "aws:ResourceTag/")
             .or_else(|| strip_prefix_ci(key, "secretsmanager:ResourceTag/"))
@@ -247,23 +280,10 @@ impl Context for RequestContext<'_> {
         // Lower-case the key on the stack (no allocation per condition): every key below is
         // shorter than 64 bytes, so a longer one is none of them.
         let mut buf = [0u8; 64];
-        let Some(lower) = buf.get_mut(..key.len()) else {
-            return None;
-        };
+        let lower = buf.get_mut(..key.len())?;
         lower.copy_from_slice(key.as_bytes());
         lower.make_ascii_lowercase();
         match std::str::from_utf8(lower).unwrap_or("") {
-            "aws:username" => p.username().map(|u| CtxValue::One(Cow::Borrowed(u))),
-            "aws:userid" => one(p.user_id.as_str()),
-            "aws:principalarn" => match &p.kind {
-                PrincipalKind::AssumedRole { role_arn, .. } => one(role_arn.as_str()),
-                PrincipalKind::User => one(p.arn.as_str()),
-            },
-            "aws:principalaccount" => one(p.account.as_str()),
-            "aws:principaltype" => one(match p.kind {
-                PrincipalKind::User => "User",
-                PrincipalKind::AssumedRole { .. } => "AssumedRole",
-            }),
             "aws:sourceip" => one(q.meta.source_ip.to_string()),
             "aws:securetransport" => boolean(q.meta.secure_transport),
             "aws:currenttime" => one(q

@@ -823,12 +823,6 @@ struct AssumeContext<'a> {
     mfa: Option<i64>,
 }
 
-fn strip_prefix_ci<'k>(key: &'k str, prefix: &str) -> Option<&'k str> {
-    let head = key.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &key[prefix.len()..])
-}
-
 fn one<'a>(s: impl Into<Cow<'a, str>>) -> Option<CtxValue<'a>> {
     Some(CtxValue::One(s.into()))
 }
@@ -836,14 +830,10 @@ fn one<'a>(s: impl Into<Cow<'a, str>>) -> Option<CtxValue<'a>> {
 impl Context for AssumeContext<'_> {
     fn get(&self, key: &str) -> Option<CtxValue<'_>> {
         let p = self.caller;
-        if let Some(tag) = strip_prefix_ci(key, "aws:PrincipalTag/") {
-            return p
-                .tags
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(tag))
-                .and_then(|(_, v)| one(v.as_str()));
+        if let Some(v) = crate::authz::principal_value(p, key) {
+            return Some(v);
         }
-        if let Some(tag) = strip_prefix_ci(key, "aws:RequestTag/") {
+        if let Some(tag) = crate::authz::strip_prefix_ci(key, "aws:RequestTag/") {
             return self
                 .tags
                 .iter()
@@ -851,17 +841,6 @@ impl Context for AssumeContext<'_> {
                 .and_then(|(_, v)| one(v.as_str()));
         }
         match key.to_ascii_lowercase().as_str() {
-            "aws:username" => p.username().and_then(one),
-            "aws:userid" => one(p.user_id.as_str()),
-            "aws:principalarn" => match &p.kind {
-                PrincipalKind::AssumedRole { role_arn, .. } => one(role_arn.as_str()),
-                PrincipalKind::User => one(p.arn.as_str()),
-            },
-            "aws:principalaccount" => one(p.account.as_str()),
-            "aws:principaltype" => one(match p.kind {
-                PrincipalKind::User => "User",
-                PrincipalKind::AssumedRole { .. } => "AssumedRole",
-            }),
             "aws:sourceip" => one(self.source_ip.to_string()),
             "aws:securetransport" => one("false"),
             "aws:epochtime" => one(self.now.to_string()),
