@@ -127,6 +127,9 @@ impl Settings {
             }
             s.target.ca_bundle = Some(path);
         }
+        if let Some(v) = get("KEYROLL_REQUIRE_TLS") {
+            s.target.require_tls = boolean(&v, "KEYROLL_REQUIRE_TLS")?;
+        }
         if let Some(v) = get("KEYROLL_STEP_TIMEOUT_SECS") {
             s.step_timeout = Some(Duration::from_secs(number(
                 &v,
@@ -213,10 +216,12 @@ mod tests {
             ("REQUIRE_EACH_INCLUDED_TYPE", "FALSE"),
             ("KEYROLL_CONNECT_TIMEOUT_MS", "2500"),
             ("KEYROLL_STEP_TIMEOUT_SECS", "45"),
+            ("KEYROLL_REQUIRE_TLS", "true"),
             ("KEYROLL_STATEMENT_TIMEOUT_SECS", "10"),
         ])
         .unwrap();
         assert_eq!(s.step_timeout, Some(Duration::from_secs(45)));
+        assert!(s.target.require_tls);
         assert_eq!(s.target.statement_timeout, Duration::from_secs(10));
         assert_eq!(s.endpoint_url.as_deref(), Some("https://vpce.example"));
         assert_eq!(s.target.password_length, Some(40));

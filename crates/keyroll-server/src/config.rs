@@ -52,6 +52,7 @@
 //! [targets]                           # the built-in rotator's database connections
 //! connect_timeout_secs = 5
 //! statement_timeout_secs = 30        # one statement (or lock wait) on keyroll's sessions
+//! require_tls = false                # true: never plaintext to a database
 //! ca_bundle = "/etc/ssl/rds-global-bundle.pem"
 //! password_length = 32
 //! ```
@@ -264,6 +265,10 @@ pub struct TargetsConfig {
     pub plain_fields: Option<Vec<String>>,
     /// Days after which a retired IAM access key is deleted (default: at the next rotation).
     pub iam_delete_previous_after_days: Option<u64>,
+    /// Never connect to a database in plaintext: secrets without `"ssl"` need verified TLS,
+    /// `"ssl": false` is refused (default false: plaintext only when the server offers no
+    /// TLS at all, never after a failed handshake).
+    pub require_tls: bool,
 }
 
 impl TargetsConfig {
@@ -276,6 +281,7 @@ impl TargetsConfig {
             t.statement_timeout = Duration::from_secs(s);
         }
         t.ca_bundle = self.ca_bundle.clone();
+        t.require_tls = self.require_tls;
         t.password_length = self.password_length;
         t.exclude_characters = self.exclude_characters.clone();
         t.plain_fields = self.plain_fields.clone();

@@ -63,6 +63,11 @@ pub struct TargetConfig {
     /// 1). A statement blocked behind another session's lock on the role then fails instead
     /// of holding the rotation. Default 30 s.
     pub statement_timeout: Duration,
+    /// Never connect to a database in plaintext: a secret without `"ssl"` then needs TLS
+    /// with a verified certificate, as with `"ssl": true` (`[targets] require_tls`,
+    /// `keyroll rotate --require-tls`, the Lambda's `KEYROLL_REQUIRE_TLS`). A secret's
+    /// explicit `"ssl": false` is refused.
+    pub require_tls: bool,
 }
 
 /// keyroll's default [`TargetConfig::statement_timeout`].
@@ -78,6 +83,7 @@ impl Default for TargetConfig {
             plain_fields: None,
             iam_delete_previous_after: None,
             statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+            require_tls: false,
         }
     }
 }

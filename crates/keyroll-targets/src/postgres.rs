@@ -166,7 +166,7 @@ fn classify(e: tokio_postgres::Error) -> Failure {
     }
     let text = chain(&e);
     if text.starts_with("error performing TLS handshake") {
-        Failure::Tls(text)
+        Failure::TlsFailed(text)
     } else {
         Failure::Unreachable(text)
     }

@@ -181,6 +181,14 @@ async fn ssl_modes_against_a_tls_server() {
         !plain.is_empty() && plain.iter().all(|l| !l.contains("SSL enabled")),
         "{plain:#?}"
     );
+    // `ssl` absent with an untrusted certificate: no session at all for that user, in
+    // particular none without TLS (no plaintext retry).
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("connection authorized: user=fallback ")
+                && l.contains("application_name=keyroll")),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

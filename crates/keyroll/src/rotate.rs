@@ -74,6 +74,11 @@ pub struct RotateArgs {
     /// for PostgreSQL).
     #[arg(long)]
     pub exclude_characters: Option<String>,
+    /// Never connect to the database in plaintext: a secret without "ssl" needs verified TLS
+    /// and "ssl": false is refused. Without it, plaintext is used only when the server
+    /// offers no TLS at all — never after a failed TLS handshake.
+    #[arg(long, env = "KEYROLL_REQUIRE_TLS")]
+    pub require_tls: bool,
     /// keyroll.toml whose `[notify]` section says where RotationSucceeded / RotationFailed
     /// notifications go (webhooks, e-mail, SNS); `KEYROLL_NOTIFY_*` variables add channels.
     #[arg(long, value_name = "FILE", env = "KEYROLL_CONFIG")]
@@ -101,6 +106,7 @@ impl RotateArgs {
             ca_bundle: self.ca_bundle.clone(),
             password_length: self.password_length,
             exclude_characters: self.exclude_characters.clone(),
+            require_tls: self.require_tls,
             ..Default::default()
         })
     }

@@ -140,10 +140,24 @@ impl<'a> Login<'a> {
 /// How a connection attempt uses TLS.
 pub(crate) enum TlsAttempt {
     Off,
-    /// Use TLS if the server offers it; a server that does not is a [`Failure::Tls`]
-    /// (PostgreSQL continues in plaintext on the same connection instead).
+    /// Use TLS if the server offers it; a server that does not is a
+    /// [`Failure::TlsNotOffered`] (PostgreSQL continues in plaintext on the same connection
+    /// instead).
     Prefer(Arc<TlsSetup>),
     Require(Arc<TlsSetup>),
+}
+
+/// The TLS mode a login uses: the secret's, made `Require` by the operator's `require_tls`,
+/// which also refuses a secret's explicit `"ssl": false`.
+pub(crate) fn effective_ssl(secret: SslMode, require_tls: bool) -> Result<SslMode, String> {
+    match (secret, require_tls) {
+        (SslMode::Disable, true) => Err("the secret says \"ssl\": false but require_tls \
+             forbids plaintext; remove \"ssl\" (or set it to true) and enable TLS on the \
+             server, or turn require_tls off"
+            .into()),
+        (_, true) => Ok(SslMode::Require),
+        (mode, false) => Ok(mode),
+    }
 }
 
 /// Why a login did not happen.
@@ -151,8 +165,12 @@ pub(crate) enum TlsAttempt {
 pub(crate) enum Failure {
     /// The server refused the credentials.
     Auth(String),
-    /// TLS could not be had (not offered, handshake or certificate verification failed).
-    Tls(String),
+    /// The server does not offer TLS at all (the only case where a secret without `"ssl"`
+    /// may go on in plaintext).
+    TlsNotOffered(String),
+    /// TLS was offered but failed: handshake or certificate verification. Never followed
+    /// by a plaintext attempt — that is what an attacker in the middle would provoke.
+    TlsFailed(String),
     /// The server could not be reached or did not answer.
     Unreachable(String),
     /// The server refused the session for another reason (unknown database, ...).
@@ -169,12 +187,21 @@ impl Failure {
             Failure::Auth(m) => TargetError::AuthenticationFailed(format!(
                 "{scope}: the {label} credentials were refused ({m})"
             )),
-            Failure::Tls(m) if login.ssl == SslMode::Require => TargetError::Unreachable(format!(
-                "{scope}: no verified TLS session ({m}); the secret's \"ssl\": true forbids \
-                 plaintext — enable TLS on the server, trust its CA (CA bundle setting), or \
-                 set \"ssl\": false"
+            Failure::TlsNotOffered(m) | Failure::TlsFailed(m) if login.ssl == SslMode::Require => {
+                TargetError::Unreachable(format!(
+                    "{scope}: no verified TLS session ({m}); the secret's \"ssl\": true forbids \
+                     plaintext (as does require_tls) — enable TLS on the server, trust its CA \
+                     (CA bundle setting), or set \"ssl\": false"
+                ))
+            }
+            Failure::TlsFailed(m) => TargetError::Unreachable(format!(
+                "{scope}: TLS failed ({m}); keyroll does not retry in plaintext after a failed \
+                 handshake — trust the server's CA (CA bundle setting), fix its certificate, or \
+                 set \"ssl\": false in the secret if plaintext is really meant"
             )),
-            Failure::Tls(m) => TargetError::Unreachable(format!("{scope}: TLS failed ({m})")),
+            Failure::TlsNotOffered(m) => {
+                TargetError::Unreachable(format!("{scope}: TLS failed ({m})"))
+            }
             Failure::Unreachable(m) => {
                 TargetError::Unreachable(format!("{scope}: cannot connect ({m})"))
             }
@@ -330,11 +357,17 @@ impl<D: Dialect> DbTarget<D> {
             }
         };
         let tls = |io: &Io<'_>| io.tls().map_err(Failure::Config);
-        match login.ssl {
+        match effective_ssl(login.ssl, io.cfg.require_tls).map_err(|e| {
+            Failure::Config(TargetError::InvalidSecret(format!(
+                "{}: {e}",
+                login.scope()
+            )))
+        })? {
             SslMode::Disable => attempt(TlsAttempt::Off).await,
             SslMode::Require => attempt(TlsAttempt::Require(tls(io)?)).await,
             SslMode::Prefer => match attempt(TlsAttempt::Prefer(tls(io)?)).await {
-                Err(Failure::Tls(why)) => {
+                // Only a server without TLS at all; never after a failed handshake.
+                Err(Failure::TlsNotOffered(why)) => {
                     tracing::warn!(
                         scope = %login.scope(),
                         reason = %why,
@@ -670,3 +703,21 @@ impl<D: Dialect> Target for DbTarget<D> {
 
 /// The connect timeout AWS's functions use, and keyroll's default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tls_mode_tests {
+    use super::{SslMode, effective_ssl};
+
+    #[test]
+    fn require_tls_upgrades_and_refuses_plaintext() {
+        assert_eq!(effective_ssl(SslMode::Prefer, false), Ok(SslMode::Prefer));
+        assert_eq!(effective_ssl(SslMode::Disable, false), Ok(SslMode::Disable));
+        assert_eq!(effective_ssl(SslMode::Prefer, true), Ok(SslMode::Require));
+        assert_eq!(effective_ssl(SslMode::Require, true), Ok(SslMode::Require));
+        assert!(
+            effective_ssl(SslMode::Disable, true)
+                .unwrap_err()
+                .contains("require_tls")
+        );
+    }
+}

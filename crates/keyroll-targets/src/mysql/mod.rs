@@ -65,16 +65,16 @@ fn classify(e: mysql_async::Error) -> Failure {
             }
         }
         Error::Driver(DriverError::NoClientSslFlagFromServer) => {
-            Failure::Tls("the server does not offer TLS".into())
+            Failure::TlsNotOffered("the server does not offer TLS".into())
         }
-        Error::Io(IoError::Tls(t)) => Failure::Tls(t.to_string()),
+        Error::Io(IoError::Tls(t)) => Failure::TlsFailed(t.to_string()),
         // tokio-rustls reports handshake and certificate errors as I/O errors.
         Error::Io(IoError::Io(io))
             if io
                 .get_ref()
                 .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) =>
         {
-            Failure::Tls(io.to_string())
+            Failure::TlsFailed(io.to_string())
         }
         Error::Io(IoError::Io(io)) => Failure::Unreachable(io.to_string()),
         Error::Driver(d) => Failure::Rejected(d.to_string()),

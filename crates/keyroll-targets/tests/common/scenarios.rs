@@ -516,8 +516,9 @@ pub async fn tls_modes_against_tls_server(db: &dyn Db) {
     assert_eq!(strict.target.stats().logins, 0);
     assert_eq!(db.login("strict", INITIAL).await, LoginOutcome::Ok);
 
-    // `ssl` absent, CA not trusted: verified TLS cannot be had, so (as AWS's functions do)
-    // a second connection in plaintext.
+    // `ssl` absent, CA not trusted: the server offers TLS but the handshake fails, and
+    // keyroll does not retry in plaintext (an attacker in the middle could provoke exactly
+    // that failure).
     let fallback = Harness::with_config(db, TargetConfig::default());
     db.create_app_user("fallback", INITIAL).await;
     let arn = fallback
@@ -527,10 +528,37 @@ pub async fn tls_modes_against_tls_server(db: &dyn Db) {
             &[],
         )
         .await;
-    fallback.rotate(&arn).await.unwrap();
+    let err = fallback.rotate(&arn).await.unwrap_err();
+    assert_eq!(err.class(), "Unreachable", "{err}");
+    assert!(
+        err.to_string().contains("does not retry in plaintext"),
+        "{err}"
+    );
     let s = fallback.target.stats();
-    assert!(s.logins >= 2 && s.tls_logins == 0, "{s:?}");
-    assert_eq!(s.connections, 2 * s.logins, "{s:?}");
+    assert_eq!(s.logins, 0, "no session, TLS or plaintext: {s:?}");
+    assert_eq!(db.login("fallback", INITIAL).await, LoginOutcome::Ok);
+
+    // require_tls: `ssl` absent needs verified TLS; an explicit `"ssl": false` is refused
+    // before any connection.
+    let required = Harness::with_config(
+        db,
+        TargetConfig {
+            require_tls: true,
+            ..TargetConfig::default()
+        },
+    );
+    db.create_app_user("required", INITIAL).await;
+    let arn = required
+        .put_secret(
+            "required",
+            &required.secret_json("required", INITIAL, json!({ "ssl": false })),
+            &[],
+        )
+        .await;
+    let err = required.rotate(&arn).await.unwrap_err();
+    assert!(err.to_string().contains("require_tls"), "{err}");
+    let s = required.target.stats();
+    assert_eq!((s.connections, s.logins), (0, 0), "{s:?}");
 
     // `ssl: false`: plaintext even though the server offers TLS.
     let plain = Harness::new(db);
