@@ -121,6 +121,14 @@ impl KeyStore {
         }
     }
 
+    /// Forgets one temporary credential at once (e.g. a rotation function's, when its step
+    /// ends).
+    pub fn remove_temporary(&self, access_key_id: &str) {
+        if let Ok(mut t) = self.temporary.write() {
+            t.remove(access_key_id);
+        }
+    }
+
     /// Forgets temporary credentials expired at `now` (epoch seconds); returns how many.
     pub fn purge_expired(&self, now: i64) -> usize {
         match self.temporary.write() {
@@ -207,6 +215,11 @@ pub fn generate_key(name: &str) -> Result<AccessKey, CredentialsError> {
         session_token: None,
         name: name.to_string(),
     })
+}
+
+/// A random session token (80 characters of the secret-key alphabet).
+pub fn generate_session_token() -> Result<SecretString, CredentialsError> {
+    Ok(SecretString::from(random_chars(SECRET_ALPHABET, 80)?))
 }
 
 /// Reads the `[default]` profile of a shared-credentials file.

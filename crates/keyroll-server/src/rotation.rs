@@ -459,6 +459,105 @@ impl<R: Regions> RotationFunction for ExternalFunction<R> {
     }
 }
 
+/// What an external function inherits from the server's environment; nothing else.
+const PASSED_THROUGH: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"];
+
+/// A rotation function's process group, killed (with every process still in it) when the
+/// step ends, whether it finished, failed or timed out: nothing it started outlives it.
+struct ProcessGroup(Option<u32>);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.and_then(|p| i32::try_from(p).ok()) {
+            // SAFETY: killpg only sends a signal, to the group the child was made the leader
+            // of (process_group(0)); a group id outlives its leader while any member is left,
+            // and ESRCH (nothing left) is fine.
+            unsafe {
+                libc::killpg(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// The credentials an external function gets for one step: a temporary key that may only
+/// read and write the secret being rotated (and draw passwords), gone when the step ends
+/// and expiring shortly after its timeout in any case.
+struct FunctionCredential<'a> {
+    keys: &'a crate::credentials::KeyStore,
+    key: crate::credentials::AccessKey,
+}
+
+impl<'a> FunctionCredential<'a> {
+    fn issue<R: Regions>(
+        app: &'a Arc<App<R>>,
+        region: &str,
+        arn: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Self, (&'static str, String)> {
+        use crate::identity::{Principal, PrincipalKind, unique_id};
+        let err = |e: String| ("FunctionNotRunnable", e);
+        let mut key = crate::credentials::generate_key(name).map_err(|e| err(e.to_string()))?;
+        key.session_token =
+            Some(crate::credentials::generate_session_token().map_err(|e| err(e.to_string()))?);
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": [
+                        "secretsmanager:DescribeSecret",
+                        "secretsmanager:GetSecretValue",
+                        "secretsmanager:PutSecretValue",
+                        "secretsmanager:UpdateSecretVersionStage",
+                        "secretsmanager:ListSecretVersionIds",
+                    ],
+                    "Resource": arn,
+                },
+                {"Effect": "Allow", "Action": "secretsmanager:GetRandomPassword", "Resource": "*"},
+            ],
+        })
+        .to_string();
+        let policy = keyroll_policy::Policy::parse(&policy)
+            .map_err(|e| err(format!("the function's policy does not parse: {e}")))?;
+        let account = &app.config.account;
+        let role = "keyroll-rotation-function";
+        let session = format!("{name}-{region}");
+        let now = app.auth_clock.now().millis().div_euclid(1000);
+        let role_arn = format!("arn:aws:iam::{account}:role/{role}");
+        let principal = Principal {
+            kind: PrincipalKind::AssumedRole {
+                role_name: role.into(),
+                role_arn: role_arn.clone(),
+                session_name: session.clone(),
+                source_arn: "keyroll".into(),
+            },
+            arn: format!("arn:aws:sts::{account}:assumed-role/{role}/{session}"),
+            name: session.clone(),
+            account: account.clone(),
+            user_id: format!("{}:{session}", unique_id("AROA", account, role)),
+            admin: false,
+            policies: vec![Arc::new(policy)],
+            tags: Default::default(),
+            mfa_authenticated_at: None,
+            issued_at: Some(now),
+            expires_at: Some(now + timeout.as_secs() as i64 + 60),
+            aliases: vec![role_arn],
+        };
+        app.keys.insert_temporary(key.clone(), Arc::new(principal));
+        Ok(FunctionCredential {
+            keys: &app.keys,
+            key,
+        })
+    }
+}
+
+impl Drop for FunctionCredential<'_> {
+    fn drop(&mut self) {
+        self.keys.remove_temporary(&self.key.access_key_id);
+    }
+}
+
 /// Most of a function's stderr kept for its error message.
 const STDERR_TAIL: usize = 400;
 
@@ -479,7 +578,20 @@ async fn invoke<R: Regions>(
     })
     .to_string();
     let endpoint = app.endpoint();
+    let timeout = Duration::from_secs(f.timeout_secs);
+    let credential = FunctionCredential::issue(app, region, arn, name, timeout)?;
     let mut cmd = tokio::process::Command::new(&f.command[0]);
+    // A cleared environment: only what a function needs, never the server's own secrets
+    // (KEYROLL_MASTER_KEY, notification credentials, the admin key, cloud credentials).
+    cmd.env_clear();
+    for var in PASSED_THROUGH {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+    if std::env::var_os("PATH").is_none() {
+        cmd.env("PATH", "/usr/local/bin:/usr/bin:/bin");
+    }
     cmd.args(&f.command[1..])
         .env("AWS_ENDPOINT_URL", &endpoint)
         .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &endpoint)
@@ -487,18 +599,19 @@ async fn invoke<R: Regions>(
         .env("AWS_REGION", region)
         .env("AWS_DEFAULT_REGION", region)
         .env("AWS_LAMBDA_FUNCTION_NAME", name)
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_SESSION_TOKEN")
+        .env("AWS_ACCESS_KEY_ID", &credential.key.access_key_id)
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            credential.key.secret_access_key.expose_secret(),
+        )
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
+        // Its own process group: on timeout the whole group is killed, grandchildren too.
+        .process_group(0)
         .kill_on_drop(true);
-    if let Some(k) = app.keys.primary() {
-        cmd.env("AWS_ACCESS_KEY_ID", &k.access_key_id)
-            .env("AWS_SECRET_ACCESS_KEY", k.secret_access_key.expose_secret());
-        if let Some(t) = &k.session_token {
-            cmd.env("AWS_SESSION_TOKEN", t.expose_secret());
-        }
+    if let Some(t) = &credential.key.session_token {
+        cmd.env("AWS_SESSION_TOKEN", t.expose_secret());
     }
     cmd.envs(&f.env);
     if let Some(d) = &f.working_dir {
@@ -517,7 +630,7 @@ async fn invoke<R: Regions>(
         let _ = stdin.write_all(event.as_bytes()).await;
         let _ = stdin.shutdown().await;
     }
-    let timeout = Duration::from_secs(f.timeout_secs);
+    let _group = ProcessGroup(child.id());
     let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => {
