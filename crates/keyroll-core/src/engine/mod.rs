@@ -352,6 +352,35 @@ pub async fn rotate_with(
     outcome
 }
 
+/// Takes the secret's rotation lock (a second rotation is refused, never interleaved) and
+/// describes the secret under it (another rotation may have finished in between); a secret
+/// scheduled for deletion is refused.
+pub(super) async fn lock_and_describe(
+    store: &dyn RotationStore,
+    secret_id: &str,
+) -> Result<(crate::ports::RotationLock, DescribeSecretResponse), RotationError> {
+    let desc = store
+        .describe_secret(SecretIdRequest {
+            secret_id: secret_id.into(),
+        })
+        .await?;
+    let lock =
+        store
+            .try_lock_rotation(&desc.arn)?
+            .ok_or_else(|| RotationError::AlreadyRunning {
+                secret: desc.name.clone(),
+            })?;
+    let desc = store
+        .describe_secret(SecretIdRequest {
+            secret_id: desc.arn.clone(),
+        })
+        .await?;
+    if desc.deleted_date.is_some() {
+        return Err(SmError::marked_for_deletion().into());
+    }
+    Ok((lock, desc))
+}
+
 async fn rotate_inner(
     store: &dyn RotationStore,
     runner: StepRunner<'_>,
@@ -361,26 +390,8 @@ async fn rotate_inner(
 ) -> Result<RotationReport, RotationError> {
     let started = Instant::now();
     let deadline = opts.rotation_timeout.map(|d| started + d);
-    let desc = store
-        .describe_secret(SecretIdRequest {
-            secret_id: secret_id.into(),
-        })
-        .await?;
+    let (_lock, desc) = lock_and_describe(store, secret_id).await?;
     let arn = desc.arn.clone();
-    let _lock = store
-        .try_lock_rotation(&arn)?
-        .ok_or_else(|| RotationError::AlreadyRunning {
-            secret: desc.name.clone(),
-        })?;
-    // Re-read under the lock: another rotation may have finished in between.
-    let desc = store
-        .describe_secret(SecretIdRequest {
-            secret_id: arn.clone(),
-        })
-        .await?;
-    if desc.deleted_date.is_some() {
-        return Err(SmError::marked_for_deletion().into());
-    }
     let last = desc.keyroll_rotation_status.as_ref();
     let mut stale = desc.holder(AWSPENDING).map(str::to_string);
     let promoted = stale.as_deref().is_some_and(|p| {

@@ -26,25 +26,8 @@ pub async fn test_rotation(
     observer: &dyn RotationObserver,
 ) -> Result<RotationReport, RotationError> {
     let started = Instant::now();
-    let desc = store
-        .describe_secret(SecretIdRequest {
-            secret_id: secret_id.into(),
-        })
-        .await?;
+    let (_lock, desc) = super::lock_and_describe(store, secret_id).await?;
     let arn = desc.arn.clone();
-    let _lock = store
-        .try_lock_rotation(&arn)?
-        .ok_or_else(|| RotationError::AlreadyRunning {
-            secret: desc.name.clone(),
-        })?;
-    let desc = store
-        .describe_secret(SecretIdRequest {
-            secret_id: arn.clone(),
-        })
-        .await?;
-    if desc.deleted_date.is_some() {
-        return Err(SmError::marked_for_deletion().into());
-    }
     let token = opts.token.clone().unwrap_or_else(crate::ids::new_token);
     if desc.holder(AWSPENDING) != Some(token.as_str()) {
         store.begin_rotation(&arn, &token).await?;
