@@ -1,5 +1,6 @@
-//! One invocation: read the event, run the step through the engine, log, emit metrics, and
-//! turn a failure into a Lambda diagnostic with a stable `errorType`.
+//! One invocation: read the event, run the step through the engine (or, for the daily
+//! report, describe each secret named), log, emit metrics, and turn a failure into a Lambda
+//! diagnostic with a stable `errorType`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -11,8 +12,10 @@ use keyroll_targets::AutoTarget;
 use lambda_runtime::Diagnostic;
 use tokio::sync::OnceCell;
 
-use crate::event::RotationEvent;
-use crate::metrics::{StepRecord, emf_line};
+use keyroll_core::time::{Clock, SystemClock};
+
+use crate::event::{Invocation, ReportEvent, RotationEvent};
+use crate::metrics::{AgeRecord, StepRecord, emf_line, report_line, secret_name};
 use crate::settings::Settings;
 use crate::store::{EventStore, ValueCache};
 use crate::target::TargetCache;
@@ -51,6 +54,8 @@ pub struct Function {
     /// RotationSucceeded (after finishSecret) and RotationFailed (any step), configured by
     /// the `KEYROLL_NOTIFY_*` variables; never fails a step.
     notifier: keyroll_notify::Notifier,
+    /// "Now" for the daily report's ages.
+    clock: Arc<dyn Clock>,
 }
 
 impl Function {
@@ -65,6 +70,7 @@ impl Function {
             targets: TargetCache::new(settings.target.clone()),
             metrics: Arc::new(|line| println!("{line}")),
             notifier: notifier_from_env(),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -79,6 +85,12 @@ impl Function {
     /// Sends each EMF line to `sink` instead of stdout.
     pub fn with_metrics_sink(mut self, sink: impl Fn(String) + Send + Sync + 'static) -> Self {
         self.metrics = Arc::new(sink);
+        self
+    }
+
+    /// Measures the daily report's ages against `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
         self
     }
 
@@ -141,13 +153,17 @@ impl Function {
         target: &dyn Target,
         limit: Option<Duration>,
     ) -> Result<serde_json::Value, InvokeError> {
-        let event = RotationEvent::from_json(payload).map_err(|e| {
-            tracing::error!(error_type = "InvalidEvent", error = %e, "event refused");
-            InvokeError {
-                error_type: "InvalidEvent".into(),
-                message: e.to_string(),
+        let event = match Invocation::from_json(payload) {
+            Ok(Invocation::Step(e)) => e,
+            Ok(Invocation::Report(r)) => return self.run_report(&r).await,
+            Err(e) => {
+                tracing::error!(error_type = "InvalidEvent", error = %e, "event refused");
+                return Err(InvokeError {
+                    error_type: "InvalidEvent".into(),
+                    message: e.to_string(),
+                });
             }
-        })?;
+        };
         let store = self.store().await;
         let view = EventStore::new(
             store,
@@ -179,6 +195,7 @@ impl Function {
             &StepRecord {
                 step: event.step,
                 secret_id: &event.secret_id,
+                secret_name: &secret_name(&event.secret_id),
                 token: &event.client_request_token,
                 target: target.name(),
                 duration,
@@ -221,6 +238,76 @@ impl Function {
 }
 
 impl Function {
+    /// The daily report: one `DescribeSecret` per secret named, one EMF document per secret
+    /// described. Answers a summary; fails as `ReportIncomplete` (after emitting what it
+    /// could) when a secret could not be described, so Lambda's `Errors` metric shows it.
+    async fn run_report(&self, event: &ReportEvent) -> Result<serde_json::Value, InvokeError> {
+        use keyroll_core::api::SecretIdRequest;
+        use keyroll_core::ports::SecretsApi;
+        let store = self.store().await;
+        let mut secrets = Vec::with_capacity(event.secret_ids.len());
+        let mut failed: Vec<String> = Vec::new();
+        let (mut overdue, mut pending) = (0u32, 0u32);
+        for id in &event.secret_ids {
+            let desc = match store
+                .describe_secret(SecretIdRequest {
+                    secret_id: id.clone(),
+                })
+                .await
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(secret = %id, error = %e, "report: cannot describe the secret");
+                    failed.push(format!("{id}: {e}"));
+                    continue;
+                }
+            };
+            let now = self.clock.now();
+            let a = crate::report::age(&desc, now, event.max_age_days);
+            (self.metrics)(report_line(
+                &self.settings.metrics_namespace,
+                now.millis(),
+                &AgeRecord {
+                    secret_name: &a.name,
+                    secret_id: &a.arn,
+                    days_since_last_rotation: a.days_since_last_rotation,
+                    overdue: a.overdue,
+                    pending: a.pending,
+                    rotation_enabled: a.rotation_enabled,
+                    last_rotated: a.last_rotated.map(|t| t.to_rfc3339()),
+                    next_rotation: a.next_rotation.map(|t| t.to_rfc3339()),
+                },
+            ));
+            tracing::info!(
+                secret = %a.name,
+                days_since_last_rotation = a.days_since_last_rotation,
+                overdue = a.overdue,
+                pending = a.pending,
+                "report"
+            );
+            overdue += u32::from(a.overdue);
+            pending += u32::from(a.pending);
+            secrets.push(a.to_json());
+        }
+        if let Some(first) = failed.first() {
+            return Err(InvokeError {
+                error_type: "ReportIncomplete".into(),
+                message: format!(
+                    "could not describe {} of {} secrets (first: {first}); check the secret ids \
+                     in the schedule's input and that the function's role may \
+                     secretsmanager:DescribeSecret on them",
+                    failed.len(),
+                    event.secret_ids.len()
+                ),
+            });
+        }
+        Ok(serde_json::json!({
+            "secrets": secrets,
+            "overdue": overdue,
+            "pending": pending,
+        }))
+    }
+
     /// Replaces the notifier (tests).
     pub fn with_notifier(mut self, notifier: keyroll_notify::Notifier) -> Self {
         self.notifier = notifier;

@@ -141,6 +141,19 @@ async fn bootstrap_rotates_a_postgres_secret_through_the_runtime_api() {
         .unwrap();
     assert_eq!(missing.error_type(), Some("StoreError"), "{missing:?}");
 
+    // The daily report, as the EventBridge schedule sends it.
+    let report = api
+        .invoke(
+            &serde_json::json!({"keyroll": "report", "secretIds": [arn]}).to_string(),
+            INVOKE_TIMEOUT,
+        )
+        .unwrap();
+    let Outcome::Response(body) = &report else {
+        panic!("the report failed: {report:?}");
+    };
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["secrets"][0]["SecretName"], "prod/app", "{body}");
+
     let (stdout, stderr) = boot.output();
     // Every stdout line is JSON: log records and EMF documents.
     let docs: Vec<Value> = stdout
@@ -150,16 +163,33 @@ async fn bootstrap_rotates_a_postgres_secret_through_the_runtime_api() {
     let emf: Vec<&Value> = docs.iter().filter(|d| d.get("_aws").is_some()).collect();
     assert_eq!(
         emf.len(),
-        6,
-        "one EMF record per event that named a valid step"
+        7,
+        "one EMF record per event that named a valid step, and one for the report"
     );
     for (d, step) in emf.iter().zip(Step::ALL) {
         assert_eq!(d["Step"], step.as_str());
+        assert_eq!(d["SecretName"], "prod/app", "{d}");
+        let dims = &d["_aws"]["CloudWatchMetrics"][0]["Dimensions"];
+        assert!(
+            dims.as_array()
+                .unwrap()
+                .contains(&serde_json::json!(["SecretName"])),
+            "{dims}"
+        );
         assert_eq!(d["StepSucceeded"], 1);
         assert_eq!(d["Target"], "postgres");
         assert!(d["StepDuration"].as_f64().unwrap() > 0.0);
     }
     assert_eq!(emf[3]["RotationSucceeded"], 1);
+    let daily = emf[6];
+    assert_eq!(daily["SecretName"], "prod/app", "{daily}");
+    assert_eq!(
+        daily["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        serde_json::json!([["SecretName"]])
+    );
+    let days = daily["DaysSinceLastRotation"].as_f64().unwrap();
+    assert!((0.0..0.01).contains(&days), "just rotated: {days}");
+    assert_eq!(daily["RotationPending"], 0);
     assert!(
         docs.iter()
             .any(|d| d["message"] == "rotation step succeeded" && d["step"] == "finishSecret"),

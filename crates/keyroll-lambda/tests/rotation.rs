@@ -207,6 +207,15 @@ fn check_metrics_and_sentinels(c: &Case) {
     );
     for d in &docs {
         assert!(d["_aws"]["CloudWatchMetrics"][0]["Metrics"].is_array());
+        // Per-secret alarms: every step's document names the secret as a dimension.
+        assert_eq!(d["SecretName"], "db/app", "{d}");
+        let sets = &d["_aws"]["CloudWatchMetrics"][0]["Dimensions"];
+        assert!(
+            sets.as_array()
+                .unwrap()
+                .contains(&serde_json::json!(["SecretName"])),
+            "{sets}"
+        );
     }
     let everything = lines.join("\n");
     for p in &c.seen_passwords {
