@@ -1,20 +1,31 @@
 # keyroll rotation function for one AWS Secrets Manager secret: the Lambda (provided.al2023),
-# a least-privilege role, the permission for Secrets Manager to invoke it, and the rotation
-# schedule. Build the package first with scripts/package-lambda (see docs/DEPLOY.md).
+# a least-privilege role, the permission for Secrets Manager to invoke it, the rotation
+# schedule, a daily report of the secret's age (EventBridge), alarms, an optional SNS topic
+# and a dashboard. Build the package first with scripts/package-lambda (see docs/DEPLOY.md).
 
 data "aws_partition" "current" {}
 data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
-  in_vpc = length(var.subnet_ids) > 0
+  in_vpc    = length(var.subnet_ids) > 0
+  has_topic = var.notification_email != null
+  # The SecretName dimension of the function's metrics: the ARN's name without -XXXXXX.
+  secret_name = regex("^arn:[^:]+:secretsmanager:[^:]+:[0-9]{12}:secret:(.+)-[A-Za-z0-9]{6}$", var.secret_arn)[0]
   environment = merge(
     {
-      PASSWORD_LENGTH    = tostring(var.password_length)
-      EXCLUDE_CHARACTERS = var.exclude_characters
+      PASSWORD_LENGTH           = tostring(var.password_length)
+      KEYROLL_METRICS_NAMESPACE = var.metrics_namespace
     },
+    # Unset unless given: each engine keeps its own default (PostgreSQL excludes ':').
+    var.exclude_characters == null ? {} : { EXCLUDE_CHARACTERS = var.exclude_characters },
     var.secrets_manager_endpoint == null ? {} : { SECRETS_MANAGER_ENDPOINT = var.secrets_manager_endpoint },
+    local.has_topic ? {
+      KEYROLL_NOTIFY_SNS_TOPIC_ARN = aws_sns_topic.notifications[0].arn
+      KEYROLL_NOTIFY_EVENTS        = var.notification_events
+    } : {},
   )
+  alarm_actions = local.has_topic ? [aws_sns_topic.notifications[0].arn] : []
 }
 
 resource "aws_cloudwatch_log_group" "rotation" {
@@ -61,10 +72,28 @@ data "aws_iam_policy_document" "rotation" {
     }
   }
 
-  statement {
-    sid       = "RandomPassword"
-    actions   = ["secretsmanager:GetRandomPassword"]
-    resources = ["*"] # GetRandomPassword acts on no resource.
+  dynamic "statement" {
+    for_each = var.iam_user_path == null ? [] : [var.iam_user_path]
+    content {
+      sid = "IamUserKeys"
+      actions = [
+        "iam:ListAccessKeys",
+        "iam:CreateAccessKey",
+        "iam:UpdateAccessKey",
+        "iam:DeleteAccessKey",
+        "iam:GetAccessKeyLastUsed",
+      ]
+      resources = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:user${statement.value}*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.has_topic ? [1] : []
+    content {
+      sid       = "PublishNotifications"
+      actions   = ["sns:Publish"]
+      resources = [aws_sns_topic.notifications[0].arn]
+    }
   }
 
   dynamic "statement" {
@@ -153,4 +182,160 @@ resource "aws_secretsmanager_secret_rotation" "this" {
   }
 
   depends_on = [aws_lambda_permission.secrets_manager]
+}
+
+# ---- notifications ----------------------------------------------------------------------
+
+resource "aws_sns_topic" "notifications" {
+  count             = local.has_topic ? 1 : 0
+  name_prefix       = "${var.function_name}-"
+  display_name      = "keyroll rotation"
+  kms_master_key_id = "alias/aws/sns"
+  tags              = var.tags
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  count     = local.has_topic ? 1 : 0
+  topic_arn = aws_sns_topic.notifications[0].arn
+  protocol  = "email"
+  endpoint  = var.notification_email
+}
+
+# ---- the daily report: the same function, invoked by EventBridge with keyroll's report event
+
+resource "aws_cloudwatch_event_rule" "daily_report" {
+  name_prefix         = "${var.function_name}-report-"
+  description         = "keyroll daily report - DaysSinceLastRotation of the rotated secret"
+  schedule_expression = var.report_schedule
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "daily_report" {
+  rule      = aws_cloudwatch_event_rule.daily_report.name
+  target_id = "keyroll-daily-report"
+  arn       = aws_lambda_function.rotation.arn
+  input = jsonencode({
+    keyroll    = "report"
+    secretIds  = [var.secret_arn]
+    maxAgeDays = var.max_days_since_rotation
+  })
+}
+
+resource "aws_lambda_permission" "daily_report" {
+  statement_id  = "DailyReportInvoke"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.rotation.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.daily_report.arn
+}
+
+# ---- alarms and dashboard ---------------------------------------------------------------
+
+resource "aws_cloudwatch_metric_alarm" "rotation_failed" {
+  alarm_name          = "${var.function_name}-rotation-failed"
+  alarm_description   = "A rotation step of ${local.secret_name} failed (see the function's logs for the error class and the fix)."
+  namespace           = var.metrics_namespace
+  metric_name         = "RotationFailed"
+  dimensions          = { SecretName = local.secret_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "days_since_last_rotation" {
+  alarm_name          = "${var.function_name}-days-since-last-rotation"
+  alarm_description   = "${local.secret_name} was last rotated more than ${var.max_days_since_rotation} days ago (daily report)."
+  namespace           = var.metrics_namespace
+  metric_name         = "DaysSinceLastRotation"
+  dimensions          = { SecretName = local.secret_name }
+  statistic           = "Maximum"
+  period              = 86400
+  evaluation_periods  = 1
+  threshold           = var.max_days_since_rotation
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+  tags                = var.tags
+}
+
+# Invocations that failed before or without a metric: start-up errors, crashes, timeouts, a
+# report that could not describe its secret.
+resource "aws_cloudwatch_metric_alarm" "function_errors" {
+  alarm_name          = "${var.function_name}-errors"
+  alarm_description   = "The keyroll function ${var.function_name} answered an error or did not start."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = aws_lambda_function.rotation.function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_dashboard" "rotation" {
+  dashboard_name = "${var.function_name}-rotation"
+  dashboard_body = jsonencode({
+    widgets = [
+      {
+        type = "metric", x = 0, y = 0, width = 12, height = 6
+        properties = {
+          title = "Rotations of ${local.secret_name}", region = data.aws_region.current.name, stat = "Sum", period = 3600
+          metrics = [
+            [var.metrics_namespace, "RotationSucceeded", "SecretName", local.secret_name],
+            [var.metrics_namespace, "RotationFailed", "SecretName", local.secret_name],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 0, width = 12, height = 6
+        properties = {
+          title       = "Days since last rotation", region = data.aws_region.current.name, stat = "Maximum", period = 86400
+          metrics     = [[var.metrics_namespace, "DaysSinceLastRotation", "SecretName", local.secret_name]]
+          annotations = { horizontal = [{ label = "alarm", value = var.max_days_since_rotation }] }
+        }
+      },
+      {
+        type = "metric", x = 0, y = 6, width = 12, height = 6
+        properties = {
+          title = "Step duration (ms)", region = data.aws_region.current.name, stat = "Average", period = 3600
+          metrics = [
+            for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] :
+            [var.metrics_namespace, "StepDuration", "SecretName", local.secret_name, "Step", step]
+          ]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 6, width = 12, height = 6
+        properties = {
+          title = "Function", region = data.aws_region.current.name, stat = "Sum", period = 3600
+          metrics = [
+            ["AWS/Lambda", "Invocations", "FunctionName", aws_lambda_function.rotation.function_name],
+            ["AWS/Lambda", "Errors", "FunctionName", aws_lambda_function.rotation.function_name],
+          ]
+        }
+      },
+      {
+        type = "alarm", x = 0, y = 12, width = 24, height = 3
+        properties = {
+          title = "Alarms"
+          alarms = [
+            aws_cloudwatch_metric_alarm.rotation_failed.arn,
+            aws_cloudwatch_metric_alarm.days_since_last_rotation.arn,
+            aws_cloudwatch_metric_alarm.function_errors.arn,
+          ]
+        }
+      },
+    ]
+  })
 }

@@ -82,9 +82,9 @@ variable "password_length" {
 }
 
 variable "exclude_characters" {
-  description = "Characters never used in generated passwords (PostgreSQL also excludes ':')."
+  description = "Characters never used in generated passwords. Null: each engine's default, as AWS's functions (:/@\"'\\ for PostgreSQL, /@\"'\\ for MySQL and MariaDB); a value replaces it for every engine."
   type        = string
-  default     = "/@\"'\\"
+  default     = null
 }
 
 variable "log_retention_days" {
@@ -95,4 +95,52 @@ variable "log_retention_days" {
 variable "tags" {
   type    = map(string)
   default = {}
+}
+
+variable "iam_user_path" {
+  description = "IAM access-key rotator only (a secret with \"engine\": \"iam\"): the path of the IAM users whose keys the function may list, create, deactivate and delete, e.g. /keyroll/. Null: no iam: permission at all."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.iam_user_path == null || can(regex("^/([A-Za-z0-9+=,.@_-]+/)+$", var.iam_user_path))
+    error_message = "iam_user_path must be an IAM path below the root, such as /keyroll/ (starting and ending with /)."
+  }
+}
+
+variable "max_days_since_rotation" {
+  description = "The DaysSinceLastRotation alarm fires above this age (days); also the daily report's maxAgeDays. Set it a few days above the schedule's interval."
+  type        = number
+  default     = 35
+  validation {
+    condition     = var.max_days_since_rotation >= 1 && var.max_days_since_rotation <= 3650 && floor(var.max_days_since_rotation) == var.max_days_since_rotation
+    error_message = "max_days_since_rotation must be a whole number of days from 1 to 3650."
+  }
+}
+
+variable "report_schedule" {
+  description = "EventBridge schedule of the daily report (DaysSinceLastRotation per secret)."
+  type        = string
+  default     = "cron(0 6 * * ? *)"
+}
+
+variable "notification_email" {
+  description = "Creates an SNS topic with this e-mail subscription (confirm it from the e-mail): the alarms notify it and the function publishes its rotation events to it. Null: no topic."
+  type        = string
+  default     = null
+}
+
+variable "notification_events" {
+  description = "Which rotation events the function publishes to the topic: all, failures or successes."
+  type        = string
+  default     = "failures"
+  validation {
+    condition     = contains(["all", "failures", "successes"], var.notification_events)
+    error_message = "notification_events must be all, failures or successes."
+  }
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the function's metrics (KEYROLL_METRICS_NAMESPACE)."
+  type        = string
+  default     = "keyroll"
 }
