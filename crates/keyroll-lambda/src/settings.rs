@@ -10,6 +10,9 @@
 //! | `REQUIRE_EACH_INCLUDED_TYPE` | at least one character of each included class | `true` |
 //! | `KEYROLL_CONNECT_TIMEOUT_MS` | database connect timeout | 5000 |
 //! | `KEYROLL_CA_BUNDLE` | PEM file of CA certificates for database TLS (e.g. the RDS bundle shipped in the zip) | system roots |
+//! | `KEYROLL_HTTP_ALLOW_HOSTS` | hosts HTTP-engine secrets may send requests to, comma-separated: names, `*.example.com`, IP addresses, or `*` | none: HTTP secrets are refused |
+//! | `KEYROLL_HTTP_ALLOW_NETWORKS` | networks (CIDR, comma-separated) whose non-public addresses — loopback, link-local (the metadata service), private, unique-local — HTTP requests may reach | none |
+//! | `KEYROLL_IAM_ALLOW_USERS` | IAM users IAM-engine secrets may rotate, comma-separated: names, path prefixes (`/service/`), or `*` | none: IAM secrets are refused |
 //! | `KEYROLL_METRICS_NAMESPACE` | CloudWatch namespace of the EMF metrics | `keyroll` |
 //! | `KEYROLL_LOG` | log filter (`info`, `debug`, `keyroll_targets=debug,warn`, ...) | `AWS_LAMBDA_LOG_LEVEL`, else `info` for keyroll, `warn` for libraries |
 //!
@@ -68,6 +71,11 @@ pub enum SettingsError {
     Empty { name: &'static str },
     #[error("KEYROLL_CA_BUNDLE names {0}, which does not exist in the function's file system")]
     MissingCaBundle(String),
+    #[error("{name}: {source}")]
+    AllowList {
+        name: &'static str,
+        source: keyroll_targets::egress::PolicyError,
+    },
 }
 
 impl Default for Settings {
@@ -142,6 +150,28 @@ impl Settings {
             s.target.statement_timeout =
                 Duration::from_secs(number(&v, "KEYROLL_STATEMENT_TIMEOUT_SECS", 1, 900)?);
         }
+        // The narrowest choice unless set: no HTTP host, no network, no IAM user.
+        let list = |name: &'static str| -> Result<Vec<String>, SettingsError> {
+            Ok(non_empty(&get, name)?.into_iter().collect())
+        };
+        let (hosts, networks, users) = (
+            list("KEYROLL_HTTP_ALLOW_HOSTS")?,
+            list("KEYROLL_HTTP_ALLOW_NETWORKS")?,
+            list("KEYROLL_IAM_ALLOW_USERS")?,
+        );
+        let named = |name: &'static str| move |source| SettingsError::AllowList { name, source };
+        let none: &[String] = &[];
+        s.target.policy = keyroll_targets::TargetPolicy {
+            allow_hosts: keyroll_targets::TargetPolicy::parse(&hosts, none, none)
+                .map_err(named("KEYROLL_HTTP_ALLOW_HOSTS"))?
+                .allow_hosts,
+            allow_networks: keyroll_targets::TargetPolicy::parse(none, &networks, none)
+                .map_err(named("KEYROLL_HTTP_ALLOW_NETWORKS"))?
+                .allow_networks,
+            allow_iam_users: keyroll_targets::TargetPolicy::parse(none, none, &users)
+                .map_err(named("KEYROLL_IAM_ALLOW_USERS"))?
+                .allow_iam_users,
+        };
         if let Some(ns) = non_empty(&get, "KEYROLL_METRICS_NAMESPACE")? {
             s.metrics_namespace = ns;
         }
@@ -203,6 +233,42 @@ mod tests {
         assert_eq!(s.target.exclude_characters, None);
         assert_eq!(s.password, PasswordSettings::default());
         assert_eq!(s.metrics_namespace, "keyroll");
+        assert_eq!(
+            s.target.policy,
+            keyroll_targets::TargetPolicy::default(),
+            "nothing allowed unless set"
+        );
+    }
+
+    #[test]
+    fn allow_lists_are_read_and_checked() {
+        let s = from(&[
+            (
+                "KEYROLL_HTTP_ALLOW_HOSTS",
+                "api.example.com, *.partner.example",
+            ),
+            ("KEYROLL_HTTP_ALLOW_NETWORKS", "10.20.0.0/16"),
+            ("KEYROLL_IAM_ALLOW_USERS", "ci-deployer,/service/"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.target.policy,
+            keyroll_targets::TargetPolicy::parse(
+                &["api.example.com", "*.partner.example"],
+                &["10.20.0.0/16"],
+                &["ci-deployer", "/service/"]
+            )
+            .unwrap()
+        );
+        for (k, v) in [
+            ("KEYROLL_HTTP_ALLOW_HOSTS", "https://api.example.com"),
+            ("KEYROLL_HTTP_ALLOW_NETWORKS", "10.0.0.1/8"),
+            ("KEYROLL_IAM_ALLOW_USERS", "service/"),
+            ("KEYROLL_IAM_ALLOW_USERS", " "),
+        ] {
+            let e = from(&[(k, v)]).unwrap_err();
+            assert!(e.to_string().contains(k), "{e}");
+        }
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! events = "all"                      # all | failures | successes | none
 //! retry = { attempts = 3, initial_backoff_ms = 500, max_backoff_ms = 10000 }
 //!
+//! allow_email_domains = ["example.com"]        # where keyroll:notify-email tags may add recipients
+//! allow_sns_topics = ["arn:aws:sns:eu-west-1:123456789012:team-*"]  # keyroll:notify-sns-topic
+//!
 //! [[notify.webhook]]
 //! name = "ops-slack"
 //! url = "https://hooks.slack.com/services/T000/B000/XXXX"
@@ -42,6 +45,8 @@
 //! | `KEYROLL_NOTIFY_SNS_TOPIC_ARN` | SNS topic ARN(s), comma-separated |
 //! | `KEYROLL_NOTIFY_WEBHOOK_URL` | a webhook, `KEYROLL_NOTIFY_WEBHOOK_FORMAT` = `json` or `slack` |
 //! | `KEYROLL_NOTIFY_SLACK_WEBHOOK_URL` | a Slack incoming webhook |
+//! | `KEYROLL_NOTIFY_ALLOW_SNS_TOPICS` | topics `keyroll:notify-sns-topic` tags may add (comma-separated; a trailing `*` is a prefix) |
+//! | `KEYROLL_NOTIFY_ALLOW_EMAIL_DOMAINS` | domains `keyroll:notify-email` tags may add recipients in (comma-separated; `*.example.com` for subdomains) |
 //! | `KEYROLL_NOTIFY_SMTP_HOST` | an e-mail channel, with `..._PORT`, `..._SECURITY`, `..._USERNAME`, `..._PASSWORD`, `..._FROM`, `..._TO` (comma-separated) |
 
 use std::collections::BTreeMap;
@@ -120,6 +125,12 @@ pub struct NotifyConfig {
     pub webhook: Vec<WebhookConfig>,
     pub email: Vec<EmailConfig>,
     pub sns: Vec<SnsConfig>,
+    /// SNS topics a secret's `keyroll:notify-sns-topic` tag may add: exact ARNs, or a
+    /// prefix ending in `*`. Default: none (the tag's topics are refused and logged).
+    pub allow_sns_topics: Vec<String>,
+    /// E-mail domains a secret's `keyroll:notify-email` tag may add recipients in:
+    /// `example.com`, or `*.example.com` for its subdomains. Default: none.
+    pub allow_email_domains: Vec<String>,
 }
 
 /// Payload style of a webhook.
@@ -339,6 +350,19 @@ impl NotifyConfig {
                 message: format!("must be a whole number (got {v:?})"),
             })?;
         }
+        let list = |v: String| -> Vec<String> {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        if let Some(v) = var("KEYROLL_NOTIFY_ALLOW_SNS_TOPICS") {
+            self.allow_sns_topics.extend(list(v));
+        }
+        if let Some(v) = var("KEYROLL_NOTIFY_ALLOW_EMAIL_DOMAINS") {
+            self.allow_email_domains.extend(list(v));
+        }
         if let Some(v) = var("KEYROLL_NOTIFY_SNS_TOPIC_ARN") {
             for (i, arn) in v
                 .split(',')
@@ -444,6 +468,26 @@ impl NotifyConfig {
             return Err(NotifyConfigError::Invalid(
                 "retry.max_backoff_ms must be at most 300000 (5 minutes)".into(),
             ));
+        }
+        for t in &self.allow_sns_topics {
+            if !t.starts_with("arn:") {
+                return Err(NotifyConfigError::Invalid(format!(
+                    "allow_sns_topics entry {t:?} is not a topic ARN: write \
+                     arn:aws:sns:REGION:ACCOUNT:TOPIC, or such a prefix ending in *"
+                )));
+            }
+        }
+        for d in &self.allow_email_domains {
+            let name = d.strip_prefix("*.").unwrap_or(d);
+            if name.is_empty()
+                || name.contains(['@', '*', ' ', '/'])
+                || !name.contains('.') && name != "localhost"
+            {
+                return Err(NotifyConfigError::Invalid(format!(
+                    "allow_email_domains entry {d:?} is not a domain: write example.com, or \
+                     *.example.com for its subdomains"
+                )));
+            }
         }
         let mut names = std::collections::BTreeSet::new();
         for (name, timeout) in self.channel_names() {
@@ -614,6 +658,14 @@ mod tests {
         for (bad, expect) in [
             ("[notify]\nretry = { attempts = 0 }", "retry.attempts"),
             ("[[notify.webhook]]\nurl = \"ftp://x/y\"", "webhook-1"),
+            (
+                "[notify]\nallow_sns_topics = [\"topic\"]",
+                "allow_sns_topics",
+            ),
+            (
+                "[notify]\nallow_email_domains = [\"a@b.example\"]",
+                "allow_email_domains",
+            ),
             ("[[notify.webhook]]\nurl = \"not a url\"", "not a valid URL"),
             (
                 "[[notify.webhook]]\nname = \"a b\"\nurl = \"https://x/\"",

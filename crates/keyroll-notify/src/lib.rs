@@ -61,4 +61,4 @@ pub use keyroll_core::time::{Sleeper, TokioSleeper};
 pub use metrics::{ChannelCounters, ChannelStats, NotifyMetrics};
 pub use notifier::{DeliveryReport, Notifier};
 pub use observer::NotifyingObserver;
-pub use routing::{EventFilter, Routing};
+pub use routing::{EventFilter, Routing, TagAllowList};

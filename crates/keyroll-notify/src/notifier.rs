@@ -8,7 +8,7 @@ use crate::channel::{Deliver, DeliveryError};
 use crate::config::{NotifyConfig, NotifyConfigError, RetryConfig, channel_name};
 use crate::event::RotationEvent;
 use crate::metrics::NotifyMetrics;
-use crate::routing::{ChannelChoice, EventFilter};
+use crate::routing::{ChannelChoice, EventFilter, TagAllowList};
 use keyroll_core::time::{Sleeper, TokioSleeper};
 
 struct Channel {
@@ -21,6 +21,8 @@ struct Channel {
 
 struct Inner {
     channels: Vec<Arc<Channel>>,
+    /// What secrets' tags may add (`[notify] allow_*`).
+    tag_allow: TagAllowList,
     events: EventFilter,
     retry: RetryConfig,
     sleeper: Arc<dyn Sleeper>,
@@ -61,6 +63,9 @@ pub struct DeliveryReport {
     pub failed: Vec<(String, String)>,
     /// Channels that exist but did not take this event (routing, event filter).
     pub skipped: Vec<String>,
+    /// Destinations named by the secret's tags that the allow-lists refused
+    /// (`TAG=value`).
+    pub refused: Vec<String>,
 }
 
 impl Notifier {
@@ -69,6 +74,7 @@ impl Notifier {
         Notifier {
             inner: Arc::new(Inner {
                 channels: Vec::new(),
+                tag_allow: TagAllowList::default(),
                 events: EventFilter::All,
                 retry: RetryConfig::default(),
                 sleeper: Arc::new(TokioSleeper),
@@ -143,6 +149,10 @@ impl Notifier {
         Ok(Notifier {
             inner: Arc::new(Inner {
                 channels: channels.into_iter().map(Arc::new).collect(),
+                tag_allow: TagAllowList {
+                    sns_topics: config.allow_sns_topics.clone(),
+                    email_domains: config.allow_email_domains.clone(),
+                },
                 events: config.events,
                 retry: config.retry,
                 sleeper: Arc::new(TokioSleeper),
@@ -175,6 +185,7 @@ impl Notifier {
                 Notifier {
                     inner: Arc::new(Inner {
                         channels: shared.channels.clone(),
+                        tag_allow: shared.tag_allow.clone(),
                         events: shared.events,
                         retry: shared.retry,
                         sleeper,
@@ -214,6 +225,26 @@ impl Notifier {
     /// when given up) and counted, and the report says which channels did what.
     pub async fn notify(&self, event: &RotationEvent) -> DeliveryReport {
         let mut report = DeliveryReport::default();
+        let (routing, refused) = self.inner.tag_allow.screen(&event.routing);
+        let screened;
+        let event = if refused.is_empty() {
+            event
+        } else {
+            for r in &refused {
+                tracing::warn!(
+                    secret = %event.secret_name,
+                    destination = %r,
+                    "a notification tag names a destination the operator does not allow \
+                     ([notify] allow_sns_topics / allow_email_domains); not sent there"
+                );
+            }
+            report.refused = refused;
+            screened = RotationEvent {
+                routing,
+                ..event.clone()
+            };
+            &screened
+        };
         let targets = self.select(event, &mut report);
         if targets.is_empty() {
             return report;

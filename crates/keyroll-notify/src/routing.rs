@@ -9,6 +9,12 @@
 //! | `keyroll:notify-sns-topic` | `arn:aws:sns:REGION:ACCOUNT:topic` (comma-separated) | extra SNS topics (needs the `sns` feature) |
 //!
 //! A tag that cannot be read is logged and ignored: notifications never fail a rotation.
+//!
+//! Tags are written by whoever may tag the secret, so the destinations they add are only
+//! used when the operator allows them ([`TagAllowList`]: `[notify] allow_sns_topics` and
+//! `allow_email_domains`; nothing by default). Channels the operator configured are always
+//! allowed; a tag cannot name a webhook (only channels configured in `[[notify.webhook]]`,
+//! by name), so webhook hosts need no list.
 
 use keyroll_core::api::DescribeSecretResponse;
 use serde::{Deserialize, Serialize};
@@ -146,6 +152,62 @@ impl Routing {
     }
 }
 
+/// What a secret's tags may add: `[notify] allow_sns_topics` (exact topic ARNs, or a
+/// prefix ending in `*`, e.g. `arn:aws:sns:eu-west-1:123456789012:team-*`) and
+/// `allow_email_domains` (`example.com` exactly, `*.example.com` for its subdomains).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagAllowList {
+    pub sns_topics: Vec<String>,
+    pub email_domains: Vec<String>,
+}
+
+impl TagAllowList {
+    pub fn sns_topic_allowed(&self, arn: &str) -> bool {
+        self.sns_topics.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => arn.starts_with(prefix),
+            None => p == arn,
+        })
+    }
+
+    /// Whether the domain of `address` (`a@b.example` or `Name <a@b.example>`) is allowed.
+    pub fn email_allowed(&self, address: &str) -> bool {
+        let Ok(mb) = address.parse::<lettre::message::Mailbox>() else {
+            return false;
+        };
+        let domain = mb.email.domain().trim_end_matches('.').to_ascii_lowercase();
+        self.email_domains.iter().any(|p| {
+            let p = p.trim().trim_end_matches('.').to_ascii_lowercase();
+            match p.strip_prefix("*.") {
+                Some(suffix) => domain
+                    .strip_suffix(suffix)
+                    .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+                None => domain == p,
+            }
+        })
+    }
+
+    /// `routing` without the destinations this list does not allow, and those refused.
+    pub fn screen(&self, routing: &Routing) -> (Routing, Vec<String>) {
+        let mut out = routing.clone();
+        let mut refused = Vec::new();
+        out.extra_email.retain(|a| {
+            let ok = self.email_allowed(a);
+            if !ok {
+                refused.push(format!("{EMAIL_TAG}={a}"));
+            }
+            ok
+        });
+        out.extra_sns_topics.retain(|t| {
+            let ok = self.sns_topic_allowed(t);
+            if !ok {
+                refused.push(format!("{SNS_TOPIC_TAG}={t}"));
+            }
+            ok
+        });
+        (out, refused)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +244,50 @@ mod tests {
         ]);
         assert_eq!(r.extra_email, ["owner@example.com"]);
         assert_eq!(r.extra_sns_topics, ["arn:aws:sns:us-east-1:123456789012:t"]);
+    }
+
+    #[test]
+    fn tag_destinations_need_the_operators_allow_list() {
+        let r = routing(&[
+            (
+                EMAIL_TAG,
+                "owner@example.com, Ops <ops@team.example.com>, x@evil.test, y@notexample.com",
+            ),
+            (
+                SNS_TOPIC_TAG,
+                "arn:aws:sns:us-east-1:123456789012:team-a,arn:aws:sns:us-east-1:999999999999:x",
+            ),
+        ]);
+        let (kept, refused) = TagAllowList::default().screen(&r);
+        assert!(kept.extra_email.is_empty() && kept.extra_sns_topics.is_empty());
+        assert_eq!(refused.len(), 6);
+        let allow = TagAllowList {
+            sns_topics: vec!["arn:aws:sns:us-east-1:123456789012:team-*".into()],
+            email_domains: vec!["example.com".into(), "*.example.com".into()],
+        };
+        let (kept, refused) = allow.screen(&r);
+        assert_eq!(
+            kept.extra_email,
+            ["owner@example.com", "Ops <ops@team.example.com>"]
+        );
+        assert_eq!(
+            kept.extra_sns_topics,
+            ["arn:aws:sns:us-east-1:123456789012:team-a"]
+        );
+        assert_eq!(
+            refused,
+            [
+                "keyroll:notify-email=x@evil.test",
+                "keyroll:notify-email=y@notexample.com",
+                "keyroll:notify-sns-topic=arn:aws:sns:us-east-1:999999999999:x"
+            ]
+        );
+        let only_sub = TagAllowList {
+            email_domains: vec!["*.example.com".into()],
+            ..Default::default()
+        };
+        assert!(!only_sub.email_allowed("owner@example.com"));
+        assert!(only_sub.email_allowed("a@b.example.com"));
     }
 
     #[test]

@@ -345,19 +345,28 @@ async fn email_over_starttls_with_auth_like_ses() {
             password: Some(SecretString::from("smtp-password".to_string())),
             ..email(&sink, SmtpSecurity::Starttls)
         }],
+        allow_email_domains: vec!["example.com".into()],
         ..Default::default()
     };
     let n = notifier(config, sleeper());
 
     let failed = rotated_secret(
         "iam/ci-deployer",
-        &[("keyroll:notify-email", "owner@example.com")],
+        &[(
+            "keyroll:notify-email",
+            "owner@example.com, thief@attacker.example.net",
+        )],
         Some(Step::Test),
     )
     .await;
     let desc = failed.describe().await;
     let report = n.notify(&event_of(&failed).await).await;
     assert_eq!(report.delivered, ["mail"], "{report:?}");
+    assert_eq!(
+        report.refused,
+        ["keyroll:notify-email=thief@attacker.example.net"],
+        "a domain outside [notify] allow_email_domains is refused"
+    );
     let mail = sink.next().await;
     assert!(mail.tls, "upgraded with STARTTLS before anything was sent");
     assert_eq!(mail.authenticated_as.as_deref(), Some("AKIASMTPUSER"));
@@ -595,6 +604,7 @@ fn sns_publishes_success_and_failure_events_to_a_topic() {
                 events: None,
                 default: true,
             }],
+            allow_sns_topics: vec![extra.clone()],
             ..Default::default()
         };
         let n = notifier(config, sleeper());
@@ -612,14 +622,20 @@ fn sns_publishes_success_and_failure_events_to_a_topic() {
         assert_eq!(msg["secretName"], "prod/db");
 
         // A failure, with an extra topic from the secret's tag.
+        // A second topic in the tag is not in allow_sns_topics: refused, never published.
+        let tag = format!("{extra},arn:aws:sns:us-east-1:123456789012:not-allowed");
         let failed = rotated_secret(
             "prod/db",
-            &[("keyroll:notify-sns-topic", &extra)],
+            &[("keyroll:notify-sns-topic", &tag)],
             Some(Step::Set),
         )
         .await;
         let r = n.notify(&event_of(&failed).await).await;
         assert_eq!(r.delivered, ["alerts", "tag-sns-1"], "{r:?}");
+        assert_eq!(
+            r.refused,
+            ["keyroll:notify-sns-topic=arn:aws:sns:us-east-1:123456789012:not-allowed"]
+        );
         let mut got = vec![rx.next().await, rx.next().await];
         got.sort_by(|a, b| a.path.cmp(&b.path));
         assert_eq!(got[0].path, "/alerts");

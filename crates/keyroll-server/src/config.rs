@@ -55,6 +55,13 @@
 //! require_tls = false                # true: never plaintext to a database
 //! ca_bundle = "/etc/ssl/rds-global-bundle.pem"
 //! password_length = 32
+//!
+//! [targets.http]                      # where HTTP-engine secrets may send requests
+//! allow_hosts = ["api.example.com", "*.partner.example"]   # default: none
+//! allow_networks = ["10.20.0.0/16"]  # non-public addresses allowed (default: none)
+//!
+//! [targets.iam]                       # which IAM users IAM-engine secrets may rotate
+//! allow_users = ["ci-deployer", "/service/"]               # default: none
 //! ```
 
 use std::collections::BTreeMap;
@@ -269,6 +276,31 @@ pub struct TargetsConfig {
     /// `"ssl": false` is refused (default false: plaintext only when the server offers no
     /// TLS at all, never after a failed handshake).
     pub require_tls: bool,
+    /// `[targets.http]`: where HTTP-engine secrets may send requests.
+    pub http: HttpTargetsConfig,
+    /// `[targets.iam]`: which IAM users IAM-engine secrets may rotate.
+    pub iam: IamTargetsConfig,
+}
+
+/// `[targets.http]`. Nothing is allowed by default: an HTTP-engine secret then fails
+/// `createSecret` with an error naming `allow_hosts`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpTargetsConfig {
+    /// Host names requests may go to: exact names, `*.example.com` (any name under it),
+    /// IP addresses, or `*` (any host).
+    pub allow_hosts: Vec<keyroll_targets::egress::HostPattern>,
+    /// Networks (CIDR) whose non-public addresses — loopback, link-local, private,
+    /// unique-local, ... — requests may reach; public addresses need no entry.
+    pub allow_networks: Vec<keyroll_targets::egress::Network>,
+}
+
+/// `[targets.iam]`. No user is allowed by default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IamTargetsConfig {
+    /// User names, path prefixes (`/service/`), or `*`.
+    pub allow_users: Vec<keyroll_targets::egress::UserPattern>,
 }
 
 impl TargetsConfig {
@@ -288,6 +320,11 @@ impl TargetsConfig {
         t.iam_delete_previous_after = self
             .iam_delete_previous_after_days
             .map(|d| Duration::from_secs(d.saturating_mul(86_400)));
+        t.policy = keyroll_targets::TargetPolicy {
+            allow_hosts: self.http.allow_hosts.clone(),
+            allow_networks: self.http.allow_networks.clone(),
+            allow_iam_users: self.iam.allow_users.clone(),
+        };
         t
     }
 }
@@ -556,6 +593,41 @@ mod tests {
     }
 
     #[test]
+    fn target_allow_lists_default_to_nothing_and_reach_the_targets() {
+        let c = Config::from_toml("", Path::new("k.toml")).unwrap();
+        assert_eq!(
+            c.targets.target_config().policy,
+            keyroll_targets::TargetPolicy::default()
+        );
+        let text = r#"
+            [targets.http]
+            allow_hosts = ["api.example.com", "*.partner.example"]
+            allow_networks = ["10.20.0.0/16", "127.0.0.1"]
+            [targets.iam]
+            allow_users = ["ci-deployer", "/service/"]
+        "#;
+        let c = Config::from_toml(text, Path::new("k.toml")).unwrap();
+        let p = c.targets.target_config().policy;
+        assert_eq!(
+            p,
+            keyroll_targets::TargetPolicy::parse(
+                &["api.example.com", "*.partner.example"],
+                &["10.20.0.0/16", "127.0.0.1/32"],
+                &["ci-deployer", "/service/"],
+            )
+            .unwrap()
+        );
+        assert!(
+            p.decide("api.example.com", "10.20.1.2".parse().unwrap())
+                .is_ok()
+        );
+        assert!(
+            p.decide("api.example.com", "169.254.169.254".parse().unwrap())
+                .is_err()
+        );
+    }
+
+    #[test]
     fn rejects_bad_configs() {
         for bad in [
             "account = \"1\"",
@@ -574,6 +646,10 @@ mod tests {
             "max_unauthenticated_bytes = 1024",
             "tls_cert = \"c.pem\"",
             "metrics_token = \"short\"",
+            "[targets.http]\nallow_hosts = [\"http://api.example.com\"]",
+            "[targets.http]\nallow_networks = [\"10.0.0.1/8\"]",
+            "[targets.http]\nallow_host = [\"a\"]",
+            "[targets.iam]\nallow_users = [\"service/\"]",
         ] {
             assert!(
                 Config::from_toml(bad, Path::new("k.toml")).is_err(),

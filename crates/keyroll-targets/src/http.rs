@@ -46,6 +46,16 @@
 //! is after substitution; a `body` given as JSON has its strings substituted with JSON
 //! escaping and is sent as `application/json`.
 //!
+//! # Where requests may go
+//!
+//! Only to hosts the operator allows ([`crate::egress`]: `allow_hosts`, `allow_networks`;
+//! nothing by default). Every request URL of the `rotation` block is checked before
+//! anything is sent — at every step, `createSecret` first — and the host of a URL must be
+//! written out (a placeholder there is refused). At send time the host is checked again,
+//! DNS answers are checked one by one ([`crate::egress::CheckedResolver`]) and only those
+//! that pass are connected to; redirects are not followed and proxies from the environment
+//! are not used (a proxy would resolve the name itself).
+//!
 //! Errors name the request (`rotate request POST https://api.example.com/v1/keys/rotate`:
 //! the template's scheme, host and path, never its query or a substituted value) and the
 //! HTTP status — never a key, a header value or a response body.
@@ -63,6 +73,7 @@
 //!   says so — the key issued by the lost attempt must then be recovered at the API.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -76,6 +87,7 @@ use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 use crate::TargetConfig;
+use crate::egress::{CheckedResolver, Lookup, SystemLookup, find_refusal};
 
 /// Default time one request may take.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 10;
@@ -307,9 +319,33 @@ fn describe_request(kind: &str, spec: &RequestSpec) -> String {
     format!("{kind} request {} {url}", spec.method.to_ascii_uppercase())
 }
 
+/// The host of a request template's URL (as the URL parser writes it: lower case,
+/// IPv4 in dotted decimal, IPv6 in brackets), without substituting anything: the host must
+/// be written out.
+fn template_host(what: &str, url: &str) -> Result<String, TargetError> {
+    let invalid = || TargetError::InvalidSecret(format!("{what}: the URL is not valid"));
+    let (scheme, rest) = url.split_once("://").ok_or_else(invalid)?;
+    if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
+        return Err(TargetError::InvalidSecret(format!(
+            "{what}: only http:// and https:// URLs are supported"
+        )));
+    }
+    let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or("");
+    let hostport = authority.rsplit('@').next().unwrap_or("");
+    if hostport.contains("{{") || hostport.contains("}}") {
+        return Err(TargetError::InvalidSecret(format!(
+            "{what}: the host of the URL must be written out, not a placeholder (keyroll \
+             checks it against the allowed hosts before anything is sent)"
+        )));
+    }
+    let parsed = reqwest::Url::parse(&format!("{scheme}://{hostport}/")).map_err(|_| invalid())?;
+    parsed.host_str().map(str::to_string).ok_or_else(invalid)
+}
+
 /// The target for `engine: "http"`.
 pub struct HttpTarget {
     config: TargetConfig,
+    lookup: Arc<dyn Lookup>,
     client: tokio::sync::OnceCell<reqwest::Client>,
 }
 
@@ -320,11 +356,39 @@ struct Answer {
 }
 
 impl HttpTarget {
+    /// A target whose DNS look-ups go to the system resolver.
     pub fn new(config: TargetConfig) -> Self {
+        Self::with_lookup(config, Arc::new(SystemLookup))
+    }
+
+    /// A target whose DNS look-ups go to `lookup` (tests: fixed answers, no traffic). Its
+    /// answers are checked like any other.
+    pub fn with_lookup(config: TargetConfig, lookup: Arc<dyn Lookup>) -> Self {
         HttpTarget {
             config,
+            lookup,
             client: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// Every request of `spec` goes to an allowed host (checked before anything is sent).
+    fn check_spec(&self, spec: &RotationSpec) -> Result<(), TargetError> {
+        let requests = [
+            ("rotate", spec.rotate.as_ref()),
+            ("set", spec.set.as_ref()),
+            ("test", Some(&spec.test)),
+            ("revoke", spec.revoke.as_ref()),
+        ];
+        for (kind, r) in requests {
+            let Some(r) = r else { continue };
+            let what = describe_request(kind, r);
+            let host = template_host(&what, &r.url)?;
+            self.config
+                .policy
+                .check_host(&host)
+                .map_err(|e| TargetError::Misconfigured(format!("{what}: {e}")))?;
+        }
+        Ok(())
     }
 
     async fn client(&self) -> Result<&reqwest::Client, TargetError> {
@@ -334,6 +398,11 @@ impl HttpTarget {
                     .use_rustls_tls()
                     .connect_timeout(self.config.connect_timeout)
                     .redirect(reqwest::redirect::Policy::none())
+                    .no_proxy()
+                    .dns_resolver(Arc::new(CheckedResolver::new(
+                        Arc::new(self.config.policy.clone()),
+                        self.lookup.clone(),
+                    )))
                     .user_agent(concat!("keyroll/", env!("CARGO_PKG_VERSION")));
                 if let Some(path) = &self.config.ca_bundle {
                     let pem = std::fs::read(path).map_err(|e| {
@@ -384,6 +453,16 @@ impl HttpTarget {
                 "{what}: only http:// and https:// URLs are supported"
             )));
         }
+        // The host actually asked for (after substitution); an IP literal is connected to
+        // as is, so it is checked as an address here too. Names are checked again, with
+        // their DNS answers, by the client's resolver.
+        let host = parsed.host_str().ok_or_else(|| {
+            TargetError::InvalidSecret(format!("{what}: the URL has no host after substitution"))
+        })?;
+        self.config
+            .policy
+            .check_host(host)
+            .map_err(|e| TargetError::Misconfigured(format!("{what}: {e}")))?;
         let mut headers = HeaderMap::new();
         for (k, v) in &spec.headers {
             let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
@@ -419,6 +498,9 @@ impl HttpTarget {
         }
         let mut resp = req.send().await.map_err(|e| {
             let e = e.without_url();
+            if let Some(refusal) = find_refusal(&e) {
+                return TargetError::Misconfigured(format!("{what}: {refusal}"));
+            }
             let why = if e.is_timeout() {
                 format!("no answer within {}s", timeout.as_secs())
             } else if e.is_connect() {
@@ -485,6 +567,7 @@ impl HttpTarget {
     ) -> Result<(RotationSpec, Map<String, Value>), TargetError> {
         let current = ctx.current().await?.json()?;
         let spec = RotationSpec::from_secret(&current, &ctx.description.name)?;
+        self.check_spec(&spec)?;
         Ok((spec, current))
     }
 
@@ -666,6 +749,7 @@ impl Target for HttpTarget {
         // AWSCURRENT is the new key now; AWSPREVIOUS the one it replaced.
         let current = ctx.current().await?.json()?;
         let spec = RotationSpec::from_secret(&current, &ctx.description.name)?;
+        self.check_spec(&spec)?;
         let Some(revoke) = &spec.revoke else {
             return Ok(());
         };
@@ -778,6 +862,69 @@ mod tests {
         assert!(!e.contains("SEKRET"), "{e}");
         let missing = json!({"engine": "http"});
         assert!(RotationSpec::from_secret(missing.as_object().unwrap(), "s").is_err());
+    }
+
+    #[test]
+    fn template_hosts_are_written_out_and_canonical() {
+        let ok = [
+            (
+                "https://API.example.com/v1/{{current.keyId}}",
+                "api.example.com",
+            ),
+            (
+                "http://user:{{current}}@api.example.com:8443/x",
+                "api.example.com",
+            ),
+            ("http://127.0.0.1:9000/{{token}}?k={{current}}", "127.0.0.1"),
+            ("http://2130706433/", "127.0.0.1"),
+            ("http://0x7f.1/", "127.0.0.1"),
+            ("http://[::ffff:7f00:1]/", "[::ffff:7f00:1]"),
+            ("http://[fd00:ec2::254]/latest", "[fd00:ec2::254]"),
+            ("http://169.254.169.254\\latest", "169.254.169.254"),
+        ];
+        for (url, host) in ok {
+            assert_eq!(template_host("r", url).unwrap(), host, "{url}");
+        }
+        for bad in [
+            "http://{{current.host}}/x",
+            "http://api.{{current.domain}}/x",
+            "http://x@{{current.host}}/",
+            "file:///etc/passwd",
+            "api.example.com/x",
+            "http:///x",
+        ] {
+            assert!(template_host("r", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn every_request_is_checked_against_the_policy() {
+        let secret = json!({"rotation": {
+            "rotate": {"url": "https://api.example.com/rotate", "responseKeyPointer": "/k"},
+            "test": {"url": "https://api.example.com/me"},
+            "revoke": {"url": "http://169.254.169.254/latest/meta-data/"}
+        }});
+        let spec = RotationSpec::from_secret(secret.as_object().unwrap(), "s").unwrap();
+        let policy = crate::TargetPolicy::parse(&["api.example.com"], &[], &[]).unwrap();
+        let target = HttpTarget::new(TargetConfig {
+            policy,
+            ..TargetConfig::default()
+        });
+        let e = target.check_spec(&spec).unwrap_err();
+        assert_eq!(e.class(), "Misconfigured");
+        let m = e.to_string();
+        assert!(
+            m.contains("revoke request POST http://169.254.169.254/latest/meta-data/")
+                && m.contains("allow_hosts"),
+            "{m}"
+        );
+        let none = HttpTarget::new(TargetConfig::default());
+        assert!(
+            none.check_spec(&spec)
+                .unwrap_err()
+                .to_string()
+                .contains("rotate request")
+        );
     }
 
     #[test]

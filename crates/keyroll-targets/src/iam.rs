@@ -28,6 +28,13 @@
 //!   at the next rotation — or right away with a grace period of 0
 //!   ([`IamOptions::delete_previous_after`], tag `keyroll:iam-delete-previous-after-days`).
 //!
+//! Only users the operator allows are rotated ([`crate::egress`]: `allow_iam_users`, exact
+//! names, path prefixes such as `/service/`, or `*`; nothing by default). The user named by
+//! the secret is checked at every step before any IAM or STS call; a user allowed by name
+//! needs no call at all, and only when path prefixes are configured and the name is not
+//! listed does keyroll call `iam:GetUser` to learn the user's path (so that permission is
+//! then needed too).
+//!
 //! At every moment the `AWSCURRENT` key is active: a key is only deactivated after its
 //! successor passed `testSecret` and was promoted.
 
@@ -41,6 +48,8 @@ use aws_sdk_iam::types::StatusType;
 use keyroll_core::ports::{StepContext, Target, TargetError};
 use keyroll_core::time::{Clock, Sleeper, SystemClock, Timestamp, TokioSleeper};
 use keyroll_core::value::SecretValue;
+
+use crate::egress::{Refusal, TargetPolicy, UserDecision};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
@@ -80,6 +89,8 @@ pub struct IamOptions {
     pub test_initial_delay: Duration,
     pub clock: Arc<dyn Clock>,
     pub sleeper: Arc<dyn Sleeper>,
+    /// Which users may be rotated (`allow_iam_users`); the default allows none.
+    pub policy: TargetPolicy,
 }
 
 impl Default for IamOptions {
@@ -90,6 +101,7 @@ impl Default for IamOptions {
             test_initial_delay: Duration::from_secs(1),
             clock: Arc::new(SystemClock),
             sleeper: Arc::new(TokioSleeper),
+            policy: TargetPolicy::default(),
         }
     }
 }
@@ -198,6 +210,39 @@ impl IamTarget {
 
     async fn iam(&self) -> aws_sdk_iam::Client {
         aws_sdk_iam::Client::new(self.sdk().await)
+    }
+
+    /// Refuses a user outside `allow_iam_users`, before any IAM call (unless only a path
+    /// prefix could allow it: then `GetUser` tells the path).
+    async fn check_user(&self, user: &str) -> Result<(), TargetError> {
+        match self.options.policy.iam_user(user) {
+            UserDecision::Allowed => Ok(()),
+            UserDecision::Refused => Err(Refusal::IamUserNotAllowed {
+                user: user.to_string(),
+                path: None,
+            }
+            .into()),
+            UserDecision::NeedsPath => {
+                let out = self
+                    .iam()
+                    .await
+                    .get_user()
+                    .user_name(user)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        sdk_error(
+                            &format!(
+                                "IAM GetUser for user {user} (to check its path against \
+                                 [targets.iam] allow_users)"
+                            ),
+                            e,
+                        )
+                    })?;
+                let path = out.user().map_or("/", |u| u.path());
+                Ok(self.options.policy.check_iam_user(user, path)?)
+            }
+        }
     }
 
     fn delete_after(&self, ctx: &StepContext<'_>) -> Result<Option<Duration>, TargetError> {
@@ -418,6 +463,7 @@ impl Target for IamTarget {
     async fn create(&self, ctx: &StepContext<'_>) -> Result<SecretValue, TargetError> {
         let mut obj = ctx.current().await?.json()?;
         let cur = IamSecret::parse(&obj, &ctx.description.name)?;
+        self.check_user(&cur.username).await?;
         let iam = self.iam().await;
         self.make_room(ctx, &iam, &cur).await?;
         let out = iam
@@ -457,6 +503,7 @@ impl Target for IamTarget {
     async fn test(&self, ctx: &StepContext<'_>) -> Result<(), TargetError> {
         let obj = ctx.pending().await?.json()?;
         let p = IamSecret::parse(&obj, &ctx.description.name)?;
+        self.check_user(&p.username).await?;
         let secret = Zeroizing::new(field(&obj, "secretAccessKey", &ctx.description.name)?);
         let mut delay = self.options.test_initial_delay;
         let mut waited = Duration::ZERO;
@@ -498,6 +545,7 @@ impl Target for IamTarget {
     async fn finish(&self, ctx: &StepContext<'_>) -> Result<(), TargetError> {
         // AWSCURRENT is the new key now; AWSPREVIOUS the one it replaced.
         let cur = IamSecret::parse(&ctx.current().await?.json()?, &ctx.description.name)?;
+        self.check_user(&cur.username).await?;
         let Some(prev) = ctx.previous().await? else {
             return Ok(());
         };

@@ -11,12 +11,15 @@
 //! - [`postgres`]: PostgreSQL and Aurora PostgreSQL (tokio-postgres, SCRAM verifiers).
 //! - [`mysql`]: MySQL, Aurora MySQL and MariaDB (mysql_async, `SHOW GRANTS` replay).
 //! - [`http`]: API keys held by an external HTTP API (rotate or set style).
+//! - [`egress`]: the operator's allow-lists ([`TargetPolicy`]): which hosts and addresses
+//!   HTTP targets may connect to, which IAM users may be rotated.
 //! - `iam` (feature `aws`): IAM users' access keys.
 //! - [`resolve`]: picks the target for a secret from its `engine` field; [`AutoTarget`] does
 //!   that lazily, at the first step that needs it.
 
 pub mod auto;
 pub mod database;
+pub mod egress;
 pub mod http;
 #[cfg(feature = "aws")]
 pub mod iam;
@@ -29,6 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use auto::AutoTarget;
+pub use egress::TargetPolicy;
 use keyroll_core::api::DescribeSecretResponse;
 use keyroll_core::ports::{SharedTarget, TargetError};
 use keyroll_core::value::SecretValue;
@@ -68,6 +72,10 @@ pub struct TargetConfig {
     /// `keyroll rotate --require-tls`, the Lambda's `KEYROLL_REQUIRE_TLS`). A secret's
     /// explicit `"ssl": false` is refused.
     pub require_tls: bool,
+    /// Where secret-selected targets may be: the hosts and networks HTTP targets may
+    /// connect to and the IAM users that may be rotated. The default allows none of them
+    /// (see [`egress`]).
+    pub policy: TargetPolicy,
 }
 
 /// keyroll's default [`TargetConfig::statement_timeout`].
@@ -84,6 +92,7 @@ impl Default for TargetConfig {
             iam_delete_previous_after: None,
             statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
             require_tls: false,
+            policy: TargetPolicy::default(),
         }
     }
 }
@@ -125,6 +134,7 @@ fn iam_target(
 ) -> Result<SharedTarget, TargetError> {
     Ok(Arc::new(iam::IamTarget::new(iam::IamOptions {
         delete_previous_after: config.iam_delete_previous_after,
+        policy: config.policy.clone(),
         ..Default::default()
     })))
 }

@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http_body_util::{BodyExt, Full};
@@ -20,8 +22,9 @@ use keyroll_core::model::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Step};
 use keyroll_core::ports::{RotationStore, SecretsApi, Target};
 use keyroll_core::service::SecretsService;
 use keyroll_core::testing::FlakyTarget;
-use keyroll_targets::TargetConfig;
+use keyroll_targets::egress::{Lookup, LookupFuture};
 use keyroll_targets::http::HttpTarget;
+use keyroll_targets::{TargetConfig, TargetPolicy};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
@@ -64,7 +67,10 @@ impl Api {
 
 struct Server {
     url: String,
+    port: u16,
     api: Arc<Mutex<Api>>,
+    /// TCP connections accepted.
+    accepted: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -181,13 +187,17 @@ async fn start_api(mode: Mode, initial_key: &str) -> Server {
     api.issue(initial_key.to_string());
     let api = Arc::new(Mutex::new(api));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let port = listener.local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
     let a = api.clone();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let acc = accepted.clone();
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
+            acc.fetch_add(1, Ordering::SeqCst);
             let a = a.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -208,10 +218,28 @@ async fn start_api(mode: Mode, initial_key: &str) -> Server {
             });
         }
     });
-    Server { url, api, task }
+    Server {
+        url,
+        port,
+        api,
+        accepted,
+        task,
+    }
 }
 
 type Svc = SecretsService<MemoryBackend>;
+
+/// The fake API listens on 127.0.0.1: the operator allows that one address.
+fn loopback_allowed() -> TargetConfig {
+    with_policy(&[], &["127.0.0.1/32"])
+}
+
+fn with_policy(hosts: &[&str], networks: &[&str]) -> TargetConfig {
+    TargetConfig {
+        policy: TargetPolicy::parse(hosts, networks, &[]).unwrap(),
+        ..TargetConfig::default()
+    }
+}
 
 fn rotate_secret(url: &str, key: &str, idempotent: bool) -> Value {
     let mut headers = json!({"Authorization": "Bearer {{current}}"});
@@ -311,7 +339,7 @@ async fn rotate_style_full_rotation() {
     let server = start_api(Mode::default(), "k0-original").await;
     let svc = memory_service();
     let arn = create(&svc, &rotate_secret(&server.url, "k0-original", false)).await;
-    let target = HttpTarget::new(TargetConfig::default());
+    let target = HttpTarget::new(loopback_allowed());
 
     rotate_stepwise(&svc, &arn, &target, &server).await;
     let cur = stage(&svc, &arn, AWSCURRENT).await.unwrap();
@@ -338,7 +366,7 @@ async fn set_style_full_rotation() {
     let server = start_api(Mode::default(), "k0-original").await;
     let svc = memory_service();
     let arn = create(&svc, &set_secret(&server.url, "k0-original")).await;
-    let target = HttpTarget::new(TargetConfig::default());
+    let target = HttpTarget::new(loopback_allowed());
 
     rotate_stepwise(&svc, &arn, &target, &server).await;
     let key = stage(&svc, &arn, AWSCURRENT).await.unwrap()["apiKey"]
@@ -380,7 +408,7 @@ async fn a_failing_test_request_leaves_awscurrent_unchanged() {
         };
         let arn = create(&svc, &value).await;
         let before = stage(&svc, &arn, AWSCURRENT).await.unwrap();
-        let target = HttpTarget::new(TargetConfig::default());
+        let target = HttpTarget::new(loopback_allowed());
         let err = rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent)
             .await
             .unwrap_err();
@@ -428,7 +456,7 @@ async fn rotate_style_crash_after_the_api_call_with_an_idempotency_key() {
     .await;
     let svc = memory_service();
     let arn = create(&svc, &rotate_secret(&server.url, "k0-original", true)).await;
-    let target = FlakyTarget::new(HttpTarget::new(TargetConfig::default()));
+    let target = FlakyTarget::new(HttpTarget::new(loopback_allowed()));
     target.fail_after(Step::Create, 1); // the API answered; the key was never stored
     rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent)
         .await
@@ -467,7 +495,7 @@ async fn rotate_style_crash_without_idempotency_is_reported_clearly() {
     .await;
     let svc = memory_service();
     let arn = create(&svc, &rotate_secret(&server.url, "k0-original", false)).await;
-    let target = FlakyTarget::new(HttpTarget::new(TargetConfig::default()));
+    let target = FlakyTarget::new(HttpTarget::new(loopback_allowed()));
     target.fail_after(Step::Create, 1);
     rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent)
         .await
@@ -493,7 +521,7 @@ async fn set_style_is_idempotent_after_a_crash_in_set_secret() {
     let server = start_api(Mode::default(), "k0-original").await;
     let svc = memory_service();
     let arn = create(&svc, &set_secret(&server.url, "k0-original")).await;
-    let target = FlakyTarget::new(HttpTarget::new(TargetConfig::default()));
+    let target = FlakyTarget::new(HttpTarget::new(loopback_allowed()));
     target.fail_after(Step::Set, 1); // the API took the key; keyroll stopped before noting it
     rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent)
         .await
@@ -522,7 +550,7 @@ async fn an_unreachable_api_fails_create_and_changes_nothing() {
     let before = stage(&svc, &arn, AWSCURRENT).await;
     let err = rotate(
         &svc,
-        &HttpTarget::new(TargetConfig::default()),
+        &HttpTarget::new(loopback_allowed()),
         &arn,
         &RotateOptions::default(),
         &Silent,
@@ -545,7 +573,7 @@ async fn resolve_routes_engine_http() {
         .describe_secret(SecretIdRequest { secret_id: arn })
         .await
         .unwrap();
-    let t = keyroll_targets::resolve(&desc, &value, &TargetConfig::default()).unwrap();
+    let t = keyroll_targets::resolve(&desc, &value, &loopback_allowed()).unwrap();
     assert_eq!(t.name(), "http");
 }
 
@@ -561,7 +589,7 @@ async fn a_failed_revoke_is_retried_on_the_next_run_until_done() {
     .await;
     let svc = memory_service();
     let arn = create(&svc, &rotate_secret(&server.url, "k0-original", false)).await;
-    let target = HttpTarget::new(TargetConfig::default());
+    let target = HttpTarget::new(loopback_allowed());
     // The new key is promoted, then the revocation of the old one fails: recorded as pending
     // (AWSPENDING stays on the promoted version) and the rotation reports finishSecret.
     for _ in 0..2 {
@@ -591,4 +619,193 @@ async fn a_failed_revoke_is_retried_on_the_next_run_until_done() {
     assert!(!api.valid("k0-original"), "revoked on the retry");
     assert_eq!(api.rotate_calls, 1, "no second key was issued");
     assert_eq!(api.keys.len(), 1);
+}
+
+// ---- the operator's allow-list (issue 12) ----
+
+/// Fixed DNS answers, no traffic: the resolver keyroll would have asked.
+struct FixedDns(Vec<IpAddr>);
+
+impl Lookup for FixedDns {
+    fn lookup(&self, _name: &str) -> LookupFuture {
+        let v = self.0.clone();
+        Box::pin(async move { Ok(v) })
+    }
+}
+
+async fn refused_at_create(svc: &Svc, arn: &str, target: &HttpTarget) -> String {
+    let before = stage(svc, arn, AWSCURRENT).await;
+    let err = rotate(svc, target, arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap_err();
+    assert_eq!(err.failed_step(), Some(Step::Create), "{err}");
+    assert_eq!(err.class(), "Misconfigured", "{err}");
+    assert_eq!(stage(svc, arn, AWSCURRENT).await, before);
+    assert_eq!(stage(svc, arn, AWSPENDING).await, None, "no pending value");
+    err.to_string()
+}
+
+#[tokio::test]
+async fn loopback_targets_are_refused_by_default_and_the_listener_hears_nothing() {
+    let server = start_api(Mode::default(), "k0-original").await;
+    for url in [
+        server.url.clone(),
+        format!("http://localhost:{}", server.port),
+        format!("http://2130706433:{}", server.port),
+        format!("http://[::ffff:127.0.0.1]:{}", server.port),
+    ] {
+        for value in [
+            rotate_secret(&url, "k0-original", false),
+            set_secret(&url, "k0-original"),
+        ] {
+            let svc = memory_service();
+            let arn = create(&svc, &value).await;
+            let msg =
+                refused_at_create(&svc, &arn, &HttpTarget::new(TargetConfig::default())).await;
+            assert!(
+                msg.contains("is not allowed")
+                    && msg.contains("[targets.http] allow_hosts")
+                    && msg.contains("--allow-host")
+                    && msg.contains("KEYROLL_HTTP_ALLOW_HOSTS"),
+                "{msg}"
+            );
+            assert!(!msg.contains("k0-original"), "{msg}");
+        }
+    }
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 0);
+    assert!(server.api.lock().unwrap().requests.is_empty());
+}
+
+#[tokio::test]
+async fn an_allowed_name_resolving_to_loopback_is_refused_by_address() {
+    let server = start_api(Mode::default(), "k0-original").await;
+    let url = format!("http://localhost:{}", server.port);
+    let svc = memory_service();
+    let arn = create(&svc, &rotate_secret(&url, "k0-original", false)).await;
+    // The name is allowed, but what DNS answers for it (loopback) is not.
+    let target = HttpTarget::new(with_policy(&["localhost"], &[]));
+    let msg = refused_at_create(&svc, &arn, &target).await;
+    assert!(
+        msg.contains("\"localhost\"")
+            && msg.contains("loopback")
+            && msg.contains("allow_networks")
+            && msg.contains("KEYROLL_HTTP_ALLOW_NETWORKS"),
+        "{msg}"
+    );
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn dns_answers_are_checked_so_rebinding_gains_nothing() {
+    let server = start_api(Mode::default(), "k0-original").await;
+    let url = format!("http://api.partner.example:{}", server.port);
+    let policy = with_policy(&["api.partner.example"], &[]);
+    for answers in [
+        vec!["169.254.169.254"],
+        vec!["127.0.0.1"],
+        vec!["::1", "10.0.0.7", "fd00:ec2::254"],
+    ] {
+        let dns = FixedDns(answers.iter().map(|a| a.parse().unwrap()).collect());
+        let svc = memory_service();
+        let arn = create(&svc, &rotate_secret(&url, "k0-original", false)).await;
+        let target = HttpTarget::with_lookup(policy.clone(), Arc::new(dns));
+        let msg = refused_at_create(&svc, &arn, &target).await;
+        assert!(
+            msg.contains(answers[0]) && msg.contains("allow_networks"),
+            "{msg}"
+        );
+    }
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 0);
+
+    // The operator allows the network: the same name now reaches the API (on loopback).
+    let svc = memory_service();
+    let arn = create(&svc, &rotate_secret(&url, "k0-original", false)).await;
+    let dns = FixedDns(vec![
+        "169.254.169.254".parse().unwrap(),
+        "127.0.0.1".parse().unwrap(),
+    ]);
+    let target = HttpTarget::with_lookup(
+        with_policy(&["api.partner.example"], &["127.0.0.0/8"]),
+        Arc::new(dns),
+    );
+    rotate_stepwise(&svc, &arn, &target, &server).await;
+    assert_eq!(
+        stage(&svc, &arn, AWSCURRENT).await.unwrap()["apiKey"],
+        "issued-2-Zx9"
+    );
+}
+
+#[tokio::test]
+async fn allowed_loopback_hosts_still_rotate() {
+    for (hosts, nets, host) in [
+        (&[][..], &["127.0.0.1/32"][..], "127.0.0.1"),
+        (
+            &["localhost"][..],
+            &["127.0.0.0/8", "::1/128"][..],
+            "localhost",
+        ),
+    ] {
+        let server = start_api(Mode::default(), "k0-original").await;
+        let url = format!("http://{host}:{}", server.port);
+        let svc = memory_service();
+        let arn = create(&svc, &set_secret(&url, "k0-original")).await;
+        let target = HttpTarget::new(with_policy(hosts, nets));
+        rotate(&svc, &target, &arn, &RotateOptions::default(), &Silent)
+            .await
+            .unwrap();
+        let key = stage(&svc, &arn, AWSCURRENT).await.unwrap()["apiKey"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(server.api.lock().unwrap().valid(&key), "{host}");
+    }
+}
+
+#[tokio::test]
+async fn later_steps_are_refused_too() {
+    let server = start_api(Mode::default(), "k0-original").await;
+    let svc = memory_service();
+    let arn = create(&svc, &set_secret(&server.url, "k0-original")).await;
+    let token = keyroll_core::ids::new_token();
+    svc.begin_rotation(&arn, &token).await.unwrap();
+    run_step(
+        &svc,
+        &HttpTarget::new(loopback_allowed()),
+        Step::Create,
+        &arn,
+        &token,
+    )
+    .await
+    .unwrap();
+    // The operator narrowed the allow-list meanwhile: no later step sends anything.
+    let narrow = HttpTarget::new(TargetConfig::default());
+    for step in [Step::Set, Step::Test] {
+        let e = run_step(&svc, &narrow, step, &arn, &token)
+            .await
+            .unwrap_err();
+        assert_eq!(e.class(), "Misconfigured", "{step}: {e}");
+    }
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_placeholder_host_is_refused() {
+    let server = start_api(Mode::default(), "k0-original").await;
+    let mut value = set_secret(&server.url, "k0-original");
+    value["apiHost"] = json!(format!("127.0.0.1:{}", server.port));
+    value["rotation"]["test"]["url"] = json!("http://{{current.apiHost}}/v1/me");
+    let svc = memory_service();
+    let arn = create(&svc, &value).await;
+    let err = rotate(
+        &svc,
+        &HttpTarget::new(loopback_allowed()),
+        &arn,
+        &RotateOptions::default(),
+        &Silent,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.failed_step(), Some(Step::Create));
+    assert!(err.to_string().contains("written out"), "{err}");
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 0);
 }

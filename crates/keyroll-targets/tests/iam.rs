@@ -23,6 +23,7 @@ use keyroll_core::service::SecretsService;
 use keyroll_core::testing::RecordingSleeper;
 use keyroll_core::testing::{FlakyTarget, rotatable_secret};
 use keyroll_core::time::{ManualClock, Timestamp};
+use keyroll_targets::TargetPolicy;
 use keyroll_targets::iam::{IamOptions, IamTarget};
 use keyroll_testkit::moto::MotoServer;
 use secrecy::{ExposeSecret, SecretString};
@@ -31,6 +32,18 @@ use serde_json::{Value, json};
 const USER: &str = "ci-deployer";
 
 type Svc = SecretsService<MemoryBackend>;
+
+/// The operator allows the test's user by name.
+fn allowed() -> IamOptions {
+    allowing(&[USER])
+}
+
+fn allowing(users: &[&str]) -> IamOptions {
+    IamOptions {
+        policy: TargetPolicy::parse(&[], &[], users).unwrap(),
+        ..IamOptions::default()
+    }
+}
 
 struct Env {
     _moto: MotoServer,
@@ -215,7 +228,7 @@ impl Env {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_rotations_deactivate_then_delete_the_old_key_and_never_lock_out() {
     let e = env(&[]).await;
-    let t = e.target(IamOptions::default());
+    let t = e.target(allowed());
     let k0 = Env::key_id(&e.stage(AWSCURRENT).await.unwrap());
 
     e.rotate_stepwise(&t).await;
@@ -259,7 +272,7 @@ async fn full_rotations_deactivate_then_delete_the_old_key_and_never_lock_out() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_left_by_an_interrupted_create_is_named_never_deleted() {
     let e = env(&[]).await;
-    let t = FlakyTarget::new(e.target(IamOptions::default()));
+    let t = FlakyTarget::new(e.target(allowed()));
     let k0 = Env::key_id(&e.stage(AWSCURRENT).await.unwrap());
     // CreateAccessKey ran, then the process "died" before PutSecretValue.
     t.fail_after(Step::Create, 1);
@@ -313,7 +326,7 @@ async fn an_operator_key_never_used_is_never_deleted() {
         .unwrap();
     let other = other.access_key().unwrap().access_key_id().to_string();
     let before = e.keys().await;
-    let t = e.target(IamOptions::default());
+    let t = e.target(allowed());
     let err = rotate(&e.svc, &t, &e.arn, &RotateOptions::default(), &Silent)
         .await
         .unwrap_err();
@@ -347,7 +360,7 @@ async fn a_foreign_key_in_use_is_never_deleted() {
     );
     let before = e.stage(AWSCURRENT).await.unwrap();
 
-    let t = e.target(IamOptions::default());
+    let t = e.target(allowed());
     let err = rotate(&e.svc, &t, &e.arn, &RotateOptions::default(), &Silent)
         .await
         .unwrap_err();
@@ -372,7 +385,7 @@ async fn a_foreign_key_in_use_is_never_deleted() {
 async fn grace_periods_on_an_injected_clock() {
     // Tag 0: the previous key is deleted right after its deactivation.
     let e = env(&[("keyroll:iam-delete-previous-after-days", "0")]).await;
-    let t = e.target(IamOptions::default());
+    let t = e.target(allowed());
     e.rotate_stepwise(&t).await;
     let k1 = Env::key_id(&e.stage(AWSCURRENT).await.unwrap());
     assert_eq!(e.keys().await, [(k1, true)]);
@@ -382,7 +395,7 @@ async fn grace_periods_on_an_injected_clock() {
     let e = env(&[]).await;
     let t = e.target(IamOptions {
         delete_previous_after: Some(Duration::from_secs(7 * 86_400)),
-        ..Default::default()
+        ..allowed()
     });
     e.rotate_stepwise(&t).await;
     let k1 = Env::key_id(&e.stage(AWSCURRENT).await.unwrap());
@@ -412,7 +425,7 @@ async fn test_secret_retries_within_a_bound_then_fails_leaving_awscurrent() {
     let t = e.target(IamOptions {
         test_timeout: Duration::from_secs(20),
         test_initial_delay: Duration::from_secs(1),
-        ..Default::default()
+        ..allowed()
     });
     let before = e.stage(AWSCURRENT).await.unwrap();
     // A pending version whose key IAM never issued.
@@ -450,4 +463,122 @@ async fn test_secret_retries_within_a_bound_then_fails_leaving_awscurrent() {
     );
     assert_eq!(e.stage(AWSCURRENT).await.unwrap(), before);
     assert!(e.stage_works(AWSCURRENT).await);
+}
+
+/// An IAM "endpoint" on loopback that only counts connections: whatever reaches it is an
+/// IAM (or STS) call.
+async fn counting_endpoint() -> (SdkConfig, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(keyroll_targets::iam::https_client())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(url)
+        .credentials_provider(aws_sdk_iam::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await;
+    (sdk, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_outside_allow_users_fails_before_any_iam_call() {
+    let (sdk, calls) = counting_endpoint().await;
+    let svc: Svc = keyroll_core::memory::memory_service();
+    let value = json!({"engine": "iam", "username": "admin", "accessKeyId": "AKIAADMIN",
+                       "secretAccessKey": "SEKRET"});
+    let arn = rotatable_secret(&svc, "iam/admin", &value.to_string(), &[], None)
+        .await
+        .unwrap();
+    for options in [
+        IamOptions::default(),
+        allowing(&[USER]),
+        allowing(&["ADMINS", "admin2"]),
+    ] {
+        let t = IamTarget::with_sdk_config(sdk.clone(), options);
+        let err = rotate(&svc, &t, &arn, &RotateOptions::default(), &Silent)
+            .await
+            .unwrap_err();
+        assert_eq!(err.failed_step(), Some(Step::Create), "{err}");
+        assert_eq!(err.class(), "Misconfigured");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("IAM user \"admin\" is not allowed")
+                && msg.contains("[targets.iam] allow_users")
+                && msg.contains("--allow-iam-user")
+                && msg.contains("KEYROLL_IAM_ALLOW_USERS")
+                && !msg.contains("SEKRET"),
+            "{msg}"
+        );
+    }
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no IAM or STS call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_allowed_by_path_prefix_and_refused_outside_it() {
+    let e = env(&[]).await;
+    // USER has path "/": a /service/ prefix does not cover it. GetUser is the only call.
+    let t = e.target(allowing(&["/service/"]));
+    let err = rotate(&e.svc, &t, &e.arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap_err();
+    assert_eq!(err.failed_step(), Some(Step::Create));
+    assert!(
+        err.to_string().contains("(path /)") && err.to_string().contains("allow_users"),
+        "{err}"
+    );
+    assert_eq!(e.keys().await.len(), 1, "no key created");
+
+    // A user under /service/ rotates.
+    e.iam
+        .create_user()
+        .user_name("svc-bot")
+        .path("/service/batch/")
+        .send()
+        .await
+        .unwrap();
+    let k = e
+        .iam
+        .create_access_key()
+        .user_name("svc-bot")
+        .send()
+        .await
+        .unwrap();
+    let k = k.access_key().unwrap();
+    let value = json!({"engine": "iam", "username": "svc-bot",
+                       "accessKeyId": k.access_key_id(), "secretAccessKey": k.secret_access_key()});
+    let arn = rotatable_secret(&e.svc, "iam/svc-bot", &value.to_string(), &[], None)
+        .await
+        .unwrap();
+    rotate(&e.svc, &t, &arn, &RotateOptions::default(), &Silent)
+        .await
+        .unwrap();
+    let cur: Value = serde_json::from_str(
+        e.svc
+            .get_secret_value(GetSecretValueRequest {
+                secret_id: arn.clone(),
+                version_id: None,
+                version_stage: None,
+            })
+            .await
+            .unwrap()
+            .secret_string
+            .unwrap()
+            .expose_secret(),
+    )
+    .unwrap();
+    assert_ne!(cur["accessKeyId"], k.access_key_id());
 }

@@ -20,10 +20,13 @@ use crate::output::{self, Format};
     after_help = "The first rotation of a secret enables rotation with keyroll's built-in \
 rotator (the target is chosen from the secret's `engine` field: postgres, mysql, mariadb, ...; \
 a secret without one is a plain generated secret). A failed rotation leaves AWSCURRENT \
-untouched; running the command again resumes it.\n\nExamples:\n  \
+untouched; running the command again resumes it. HTTP and IAM secrets rotate only where the \
+operator allows: --allow-host / --allow-network / --allow-iam-user, or [targets.http] and \
+[targets.iam] of --config (nothing is allowed by default).\n\nExamples:\n  \
 keyroll rotate --secret-id prod/db\n  \
 keyroll rotate --secret-id prod/db --rotation-rules AutomaticallyAfterDays=30\n  \
-keyroll rotate --secret-id app/token --rotation-rules 'ScheduleExpression=\"rate(12 hours)\"'"
+keyroll rotate --secret-id app/token --rotation-rules 'ScheduleExpression=\"rate(12 hours)\"'\n  \
+keyroll rotate --secret-id partner/api-key --allow-host api.partner.example"
 )]
 pub struct RotateArgs {
     /// The secret's name, full ARN, or ARN without the random suffix.
@@ -79,8 +82,24 @@ pub struct RotateArgs {
     /// offers no TLS at all — never after a failed TLS handshake.
     #[arg(long, env = "KEYROLL_REQUIRE_TLS")]
     pub require_tls: bool,
+    /// A host HTTP-engine secrets may send requests to: a name, `*.example.com` (any name
+    /// under it), an IP address, or `*` (any host). Repeat for more; adds to
+    /// `[targets.http] allow_hosts` of --config. Default: none (HTTP secrets are refused).
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_hosts: Vec<String>,
+    /// A network (CIDR, e.g. 10.20.0.0/16 or 127.0.0.1/32) whose non-public addresses
+    /// (loopback, link-local, private, unique-local...) HTTP requests may reach. Repeat for
+    /// more; adds to `[targets.http] allow_networks` of --config. Default: none.
+    #[arg(long = "allow-network", value_name = "CIDR")]
+    pub allow_networks: Vec<String>,
+    /// An IAM user IAM-engine secrets may rotate: a user name, a path prefix (`/service/`),
+    /// or `*`. Repeat for more; adds to `[targets.iam] allow_users` of --config. Default:
+    /// none.
+    #[arg(long = "allow-iam-user", value_name = "USER")]
+    pub allow_iam_users: Vec<String>,
     /// keyroll.toml whose `[notify]` section says where RotationSucceeded / RotationFailed
-    /// notifications go (webhooks, e-mail, SNS); `KEYROLL_NOTIFY_*` variables add channels.
+    /// notifications go (webhooks, e-mail, SNS; `KEYROLL_NOTIFY_*` variables add channels),
+    /// and whose `[targets.http]` / `[targets.iam]` allow-lists apply as in `keyroll serve`.
     #[arg(long, value_name = "FILE", env = "KEYROLL_CONFIG")]
     pub config: Option<std::path::PathBuf>,
     /// Send no notification for this run.
@@ -107,8 +126,39 @@ impl RotateArgs {
             password_length: self.password_length,
             exclude_characters: self.exclude_characters.clone(),
             require_tls: self.require_tls,
+            policy: self.policy()?,
             ..Default::default()
         })
+    }
+
+    /// The allow-lists: `[targets.http]` / `[targets.iam]` of `--config`, plus the flags.
+    fn policy(&self) -> anyhow::Result<keyroll_targets::TargetPolicy> {
+        let mut policy = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    crate::UsageError(format!("cannot read {}: {e}", path.display()))
+                })?;
+                let file: FileSettings = toml::from_str(&text).map_err(|e| {
+                    crate::UsageError(format!("{} is not valid: {e}", path.display()))
+                })?;
+                keyroll_targets::TargetPolicy {
+                    allow_hosts: file.targets.http.allow_hosts,
+                    allow_networks: file.targets.http.allow_networks,
+                    allow_iam_users: file.targets.iam.allow_users,
+                }
+            }
+            None => keyroll_targets::TargetPolicy::default(),
+        };
+        let flags = keyroll_targets::TargetPolicy::parse(
+            &self.allow_hosts,
+            &self.allow_networks,
+            &self.allow_iam_users,
+        )
+        .map_err(|e| crate::UsageError(e.to_string()))?;
+        policy.allow_hosts.extend(flags.allow_hosts);
+        policy.allow_networks.extend(flags.allow_networks);
+        policy.allow_iam_users.extend(flags.allow_iam_users);
+        Ok(policy)
     }
 
     /// The notifier: the `[notify]` section of `--config` (or `$KEYROLL_CONFIG`), plus the
@@ -125,6 +175,20 @@ impl RotateArgs {
         let config = config.with_env().map_err(usage)?;
         Ok(keyroll_notify::Notifier::from_config(&config).map_err(usage)?)
     }
+}
+
+/// The parts of keyroll.toml `keyroll rotate` reads besides `[notify]`.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct FileSettings {
+    targets: FileTargets,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct FileTargets {
+    http: keyroll_server::config::HttpTargetsConfig,
+    iam: keyroll_server::config::IamTargetsConfig,
 }
 
 #[derive(Serialize)]

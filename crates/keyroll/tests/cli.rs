@@ -498,3 +498,126 @@ fn sentinel_never_in_logs_errors_or_non_value_output() {
         }
     }
 }
+
+/// A tiny API on 127.0.0.1 (std, one thread): `POST /rotate` issues `new-key`, `GET /me`
+/// accepts `Bearer new-key`. Serves `connections` connections, then stops.
+fn tiny_api(listener: std::net::TcpListener, connections: usize) -> std::thread::JoinHandle<()> {
+    use std::io::{BufRead, BufReader};
+    std::thread::spawn(move || {
+        for _ in 0..connections {
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line.to_lowercase());
+            }
+            let (status, body) = if head.starts_with("post /rotate ") {
+                (200, r#"{"key":"new-key"}"#)
+            } else if head.starts_with("get /me ") && head.contains("bearer new-key") {
+                (200, "{}")
+            } else {
+                (401, "{}")
+            };
+            let mut s = stream;
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    })
+}
+
+#[test]
+fn rotate_sends_http_requests_only_where_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let value = serde_json::json!({
+        "engine": "http", "apiKey": "old-key",
+        "rotation": {
+            "rotate": {"url": format!("{url}/rotate"), "responseKeyPointer": "/key"},
+            "test": {"method": "GET", "url": format!("{url}/me"),
+                     "headers": {"Authorization": "Bearer {{pending}}"}}
+        }
+    })
+    .to_string();
+    ok(&keyroll(
+        dir,
+        &[
+            "secret",
+            "create",
+            "--name",
+            "partner/api",
+            "--secret-string",
+            &value,
+        ],
+    ));
+
+    // Nothing allowed: refused at createSecret, naming the flag; no connection at all.
+    let o = keyroll(dir, &["rotate", "--secret-id", "partner/api", "--quiet"]);
+    assert_ne!(code(&o), 0);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--allow-host") && err.contains("127.0.0.1"),
+        "{err}"
+    );
+    listener.set_nonblocking(true).unwrap();
+    assert_eq!(
+        listener.accept().map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "the listener was never connected to"
+    );
+    listener.set_nonblocking(false).unwrap();
+
+    // A bad flag is a usage error.
+    let o = keyroll(
+        dir,
+        &[
+            "rotate",
+            "--secret-id",
+            "partner/api",
+            "--allow-network",
+            "127.0.0.1/8",
+        ],
+    );
+    assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stderr));
+
+    // The same secret rotates once the loopback address is allowed in the config file.
+    let config = dir.join("keyroll.toml");
+    std::fs::write(
+        &config,
+        "[targets]\nconnect_timeout_secs = 5\n[targets.http]\nallow_networks = [\"127.0.0.1/32\"]\n",
+    )
+    .unwrap();
+    let server = tiny_api(listener, 2);
+    ok(&keyroll(
+        dir,
+        &[
+            "rotate",
+            "--secret-id",
+            "partner/api",
+            "--quiet",
+            "--no-notify",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    ));
+    server.join().unwrap();
+    let arn = ok(&keyroll(
+        dir,
+        &["secret", "describe", "--secret-id", "partner/api"],
+    ))["ARN"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cur: Value = serde_json::from_str(&value_at(dir, &arn, "AWSCURRENT").unwrap()).unwrap();
+    assert_eq!(cur["apiKey"], "new-key");
+}
