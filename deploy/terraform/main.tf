@@ -20,6 +20,11 @@ locals {
     # Unset unless given: each engine keeps its own default (PostgreSQL excludes ':').
     var.exclude_characters == null ? {} : { EXCLUDE_CHARACTERS = var.exclude_characters },
     var.secrets_manager_endpoint == null ? {} : { SECRETS_MANAGER_ENDPOINT = var.secrets_manager_endpoint },
+    # Egress allow-lists: only the IAM users under iam_user_path, HTTP requests only to the
+    # hosts and networks given (none by default).
+    var.iam_user_path == null ? {} : { KEYROLL_IAM_ALLOW_USERS = var.iam_user_path },
+    length(var.http_allow_hosts) == 0 ? {} : { KEYROLL_HTTP_ALLOW_HOSTS = join(",", var.http_allow_hosts) },
+    length(var.http_allow_networks) == 0 ? {} : { KEYROLL_HTTP_ALLOW_NETWORKS = join(",", var.http_allow_networks) },
     local.has_topic ? {
       KEYROLL_NOTIFY_SNS_TOPIC_ARN = aws_sns_topic.notifications[0].arn
       KEYROLL_NOTIFY_EVENTS        = var.notification_events
@@ -77,6 +82,7 @@ data "aws_iam_policy_document" "rotation" {
     content {
       sid = "IamUserKeys"
       actions = [
+        "iam:GetUser",
         "iam:ListAccessKeys",
         "iam:CreateAccessKey",
         "iam:UpdateAccessKey",

@@ -144,3 +144,15 @@ variable "metrics_namespace" {
   type        = string
   default     = "keyroll"
 }
+
+variable "http_allow_hosts" {
+  description = "HTTP-engine secrets only: hosts the function may send requests to (names, *.example.com, IP addresses). Empty: HTTP secrets are refused (KEYROLL_HTTP_ALLOW_HOSTS)."
+  type        = list(string)
+  default     = []
+}
+
+variable "http_allow_networks" {
+  description = "HTTP-engine secrets only: CIDR networks whose non-public addresses (private, loopback, link-local) requests may reach. Empty: none (KEYROLL_HTTP_ALLOW_NETWORKS)."
+  type        = list(string)
+  default     = []
+}

@@ -43,6 +43,7 @@ ROTATED = {
     "secretsmanager:UpdateSecretVersionStage",
 }
 IAM_KEYS = {
+    "iam:GetUser",
     "iam:ListAccessKeys",
     "iam:CreateAccessKey",
     "iam:UpdateAccessKey",
@@ -254,6 +255,13 @@ def check_sam_variant(name, tpl, values):
     else:
         check("EXCLUDE_CHARACTERS" not in env,
               f"SAM {name}: EXCLUDE_CHARACTERS must stay unset by default (it would replace PostgreSQL's default {POSTGRES_DEFAULT_EXCLUSIONS})")
+    # Egress allow-lists: the Lambda refuses IAM and HTTP secrets unless these are set.
+    iam_rotator = bool(values.get("IamUserPath"))
+    check((env.get("KEYROLL_IAM_ALLOW_USERS") == {"Ref": "IamUserPath"}) == iam_rotator
+          and (iam_rotator or "KEYROLL_IAM_ALLOW_USERS" not in env),
+          f"SAM {name}: KEYROLL_IAM_ALLOW_USERS = IamUserPath exactly for the IAM rotator")
+    for var, param in (("KEYROLL_HTTP_ALLOW_HOSTS", "HttpAllowHosts"), ("KEYROLL_HTTP_ALLOW_NETWORKS", "HttpAllowNetworks")):
+        check((var in env) == bool(values.get(param)), f"SAM {name}: {var} only when {param} is given")
     topic = bool(values.get("NotificationEmail"))
     check(("KEYROLL_NOTIFY_SNS_TOPIC_ARN" in env) == topic and ("NotificationTopic" in res) == topic
           and ("NotificationEmailSubscription" in res) == topic,
@@ -442,6 +450,8 @@ for name in ("subnet_ids", "security_group_ids", "secret_arn", "master_secret_ar
 variables = {unq(n): body for b in tf.get("variable", []) for n, body in b.items()}
 check(variables.get("exclude_characters", {}).get("default") is None,
       "Terraform: exclude_characters must default to null (each engine's default, PostgreSQL's with ':')")
+check(re.search(r"var\.iam_user_path\s*==\s*null\s*\?\s*\{\}\s*:\s*\{\s*KEYROLL_IAM_ALLOW_USERS\s*=\s*var\.iam_user_path", text) is not None,
+      "Terraform: KEYROLL_IAM_ALLOW_USERS = iam_user_path for the IAM rotator")
 check(re.search(r"var\.exclude_characters\s*==\s*null\s*\?\s*\{\}", text) is not None,
       "Terraform: EXCLUDE_CHARACTERS is set only when exclude_characters is")
 
