@@ -376,7 +376,7 @@ mod tests {
             },
         ];
         for (i, c) in variants.iter().enumerate() {
-            let id = Uuid::from_u128(0x1234_5678_9abc_4def_8123_456789abcdef + i as u128);
+            let id = Uuid::from_u128(0x1234_5678_9abc_4def_8123_4567_89ab_cdef + i as u128);
             let mut fast = Vec::new();
             let at = c.write(id, &mut fast).unwrap();
             let expected = slow(c, id);
