@@ -97,6 +97,7 @@
 //!
 //! Only one process may write a trail: open takes an exclusive `flock` on `audit/.lock`.
 
+mod call;
 mod error;
 mod files;
 mod log;
@@ -105,6 +106,7 @@ mod sanitize;
 mod search;
 mod verify;
 
+pub use call::{ApiCall, IdentityRef, IssuerRef, SessionRef};
 pub use error::{AuditError, IntegrityError, Problem};
 pub use files::{DIGESTS_FILE, DigestEntry, day_file_name};
 pub use log::{AuditLog, AuditOptions, AuditStats, Clock, Durability, ManualClock, SystemClock};

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, SecondsFormat, SubsecRound, Utc};
 use serde_json::json;
 
+use crate::call::ApiCall;
 use crate::error::AuditError;
 use crate::files::{
     self, DIGESTS_FILE, DigestEntry, Hash, LOCK_FILE, Lines, ZERO, day_file_name, sha256,
@@ -339,9 +340,49 @@ impl AuditLog {
     /// file, if that is later: files are never reopened once closed).
     pub fn append(&self, mut rec: AuditRecord, durability: Durability) -> Result<(), AuditError> {
         // Serialise outside the lock, with a placeholder link patched in below.
-        let (line, at) = serialize(&mut rec)?;
-        let day = rec.event_time.date_naive();
+        let (mut line, at) = serialize(&mut rec)?;
+        self.append_line(&mut line, at, rec.event_time.date_naive(), durability)
+    }
 
+    /// [`AuditLog::append`] for one API request's record given by reference: the line is
+    /// written straight from `call` into a per-thread buffer (the same bytes `append` would
+    /// write for the equivalent [`AuditRecord`], parameters through the same allow-lists)
+    /// and chained like any other.
+    pub fn append_call(
+        &self,
+        call: &ApiCall<'_>,
+        durability: Durability,
+    ) -> Result<(), AuditError> {
+        thread_local! {
+            static LINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(2048));
+        }
+        LINE.with(|cell| {
+            // Re-entered only if a record were appended while this thread writes one (it
+            // never is); a fresh buffer keeps that correct anyway.
+            let mut fresh = Vec::new();
+            let mut borrowed = cell.try_borrow_mut().ok();
+            let line = borrowed.as_deref_mut().unwrap_or(&mut fresh);
+            line.clear();
+            let at = call
+                .write(crate::record::event_id(), line)
+                .map_err(AuditError::Serialize)?;
+            let result = self.append_line(line, at, call.event_time.date_naive(), durability);
+            // Keep the buffer, unless one record made it unusually large.
+            if line.capacity() > 64 * 1024 {
+                *line = Vec::with_capacity(2048);
+            }
+            result
+        })
+    }
+
+    /// Chains and appends one serialised record whose 64-zero link starts at `at`.
+    fn append_line(
+        &self,
+        line: &mut [u8],
+        at: usize,
+        day: NaiveDate,
+        durability: Durability,
+    ) -> Result<(), AuditError> {
         let inner = &*self.inner;
         let mut st = lock(&inner.state);
         st.usable()?;
@@ -439,14 +480,14 @@ impl fmt::Debug for AuditLog {
 impl State {
     /// Links a serialised record (`line`, placeholder at `at`) to the last one and queues
     /// it for the current file; returns its sequence number.
-    fn push(&mut self, mut line: Vec<u8>, at: usize) -> u64 {
+    fn push(&mut self, line: &mut [u8], at: usize) -> u64 {
         let mut hex_buf = [0u8; 64];
         // Cannot fail: the buffer is exactly twice the hash length.
         let _ = hex::encode_to_slice(self.last_hash, &mut hex_buf);
         line[at..at + 64].copy_from_slice(&hex_buf);
-        let hash = sha256(&line);
-        line.push(b'\n');
-        self.pending.extend_from_slice(&line);
+        let hash = sha256(line);
+        self.pending.extend_from_slice(line);
+        self.pending.push(b'\n');
         self.last_hash = hash;
         self.appended += 1;
         if let Some(c) = self.current.as_mut() {
@@ -617,8 +658,8 @@ impl Inner {
                         }),
                     );
                     rec.read_only = Some(true);
-                    let (line, at) = serialize(&mut rec)?;
-                    st.push(line, at);
+                    let (mut line, at) = serialize(&mut rec)?;
+                    st.push(&mut line, at);
                 }
                 Ok(())
             }

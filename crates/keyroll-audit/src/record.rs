@@ -91,7 +91,7 @@ pub struct AuditRecord {
 /// A random (version 4) UUID for `eventID`. Event ids must be unique, not secret: they are
 /// drawn from a per-thread xoshiro256** generator seeded once from the OS, instead of one
 /// `getrandom` system call per record (one record per API request).
-fn event_id() -> Uuid {
+pub(crate) fn event_id() -> Uuid {
     use std::cell::Cell;
     thread_local! {
         static STATE: Cell<[u64; 4]> = Cell::new(seed());

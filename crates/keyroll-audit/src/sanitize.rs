@@ -364,7 +364,13 @@ fn op_keys(op: &str) -> &'static [&'static str] {
 
 /// Keys that look like they carry a secret, whatever the allow-lists say.
 pub fn is_secret_bearing(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
+    // Case-insensitive substring tests without lower-casing into a new string (this runs
+    // for every allow-listed key of every record).
+    let has = |needle: &str| {
+        key.as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    };
     let identifier = matches!(
         key,
         "SecretId"
@@ -374,12 +380,12 @@ pub fn is_secret_bearing(key: &str) -> bool {
             | "SecretValues"
             | "ForceOverwriteReplicaSecret"
     );
-    (k.contains("secret") && !identifier)
-        || (k.contains("password") && key != "PasswordLength")
-        || (k.contains("token") && key != "ClientRequestToken" && key != "NextToken")
-        || (k.contains("accesskey") && key != "AccessKeyId")
-        || k.contains("privatekey")
-        || (k.contains("credential") && key != "Credentials")
+    (has("secret") && !identifier)
+        || (has("password") && key != "PasswordLength")
+        || (has("token") && key != "ClientRequestToken" && key != "NextToken")
+        || (has("accesskey") && key != "AccessKeyId")
+        || has("privatekey")
+        || (has("credential") && key != "Credentials")
 }
 
 /// What of `value` (a Secrets Manager or STS request or response body, for operation `op`)
@@ -410,6 +416,111 @@ fn keep(mut map: Map<String, Value>, allowed: &[&str]) -> Map<String, Value> {
         }
     }
     out
+}
+
+/// Writes `sanitize_parameters(op, value.clone())` as JSON to `out` without building it:
+/// the same allow-lists and shapes, walking `value` by reference (the audit trail's hot
+/// path: one record per request). The bytes are those `serde_json` writes for the
+/// sanitised value (a test checks it).
+pub(crate) fn write_sanitized(
+    op: &str,
+    value: &Value,
+    out: &mut Vec<u8>,
+) -> serde_json::Result<()> {
+    match value {
+        Value::Object(map) => write_kept(map, op_keys(op), out),
+        _ => {
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
+    }
+}
+
+fn write_kept(
+    map: &Map<String, Value>,
+    allowed: &[&str],
+    out: &mut Vec<u8>,
+) -> serde_json::Result<()> {
+    out.push(b'{');
+    let mut first = true;
+    for &key in allowed {
+        // Present keys only are vetoed and shaped (the same keys `keep` keeps).
+        let Some(value) = map.get(key) else {
+            continue;
+        };
+        if is_secret_bearing(key) {
+            continue;
+        }
+        let Some(shape) = shape(key) else {
+            continue;
+        };
+        if !conforms(value, shape) {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        crate::call::string(out, key)?;
+        out.push(b':');
+        write_conformed(value, shape, out)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// Whether [`conform`] keeps `value` (as something) for `shape`.
+fn conforms(value: &Value, shape: Shape) -> bool {
+    match (shape, value) {
+        (Shape::Scalar, v) => scalar(v),
+        (Shape::ScalarList, Value::Array(items)) => items.iter().all(scalar),
+        (Shape::Object(_), Value::Object(_))
+        | (Shape::ObjectList(_), Value::Array(_))
+        | (Shape::LabelMap, Value::Object(_)) => true,
+        _ => false,
+    }
+}
+
+/// Writes what [`conform`] keeps of `value` (which [`conforms`]).
+fn write_conformed(value: &Value, shape: Shape, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    match (shape, value) {
+        (Shape::Object(keys), Value::Object(map)) => write_kept(map, keys, out),
+        (Shape::ObjectList(keys), Value::Array(items)) => {
+            out.push(b'[');
+            let mut first = true;
+            for item in items {
+                if let Value::Object(map) = item {
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    write_kept(map, keys, out)?;
+                }
+            }
+            out.push(b']');
+            Ok(())
+        }
+        (Shape::LabelMap, Value::Object(map)) => {
+            out.push(b'{');
+            let mut first = true;
+            for (k, v) in map {
+                if matches!(v, Value::Array(items) if items.iter().all(scalar)) {
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    serde_json::to_writer(&mut *out, k)?;
+                    out.push(b':');
+                    serde_json::to_writer(&mut *out, v)?;
+                }
+            }
+            out.push(b'}');
+            Ok(())
+        }
+        // Scalars and lists of scalars are kept as they are.
+        (_, Value::String(v)) => crate::call::string(out, v),
+        (_, v) => serde_json::to_writer(&mut *out, v),
+    }
 }
 
 fn scalar(v: &Value) -> bool {
@@ -558,6 +669,90 @@ mod tests {
             3,
             "unknown operations keep identifiers only"
         );
+    }
+
+    /// Inputs for the writer's equivalence: the poisoned body, well-formed ones, and values
+    /// of every wrong shape.
+    fn samples() -> Vec<Value> {
+        vec![
+            poisoned(),
+            json!({}),
+            json!({"SecretId": "prod/app/db", "VersionStage": "AWSCURRENT", "SecretString": SENTINEL}),
+            json!({"SecretId": "a\"b\\c\u{1}\n\u{7f}é\u{2028}", "VersionId": 7, "VersionStage": null}),
+            json!({"SecretId": ["x"], "VersionId": {"a": 1}, "Tags": {"Key": "k"}, "Filters": "f"}),
+            json!({"Tags": [], "VersionStages": [], "SecretIdList": [1, true, null, "s", 2.5]}),
+            json!({"VersionIdsToStages": {"v": [], "w": [["x"]], "z": ["A", "B"]}, "RotationRules": {}}),
+            json!({"ReplicationStatus": [{"Region": "eu-west-1", "Status": "InSync", "X": SENTINEL}, 3, [], {}]}),
+            json!("SecretId"),
+            json!([{"SecretId": "x"}]),
+            json!(42),
+            Value::Null,
+        ]
+    }
+
+    #[test]
+    fn the_borrowing_writer_writes_what_sanitize_keeps() {
+        for op in OPS {
+            for v in samples() {
+                let expected = serde_json::to_vec(&sanitize_parameters(op, v.clone())).unwrap();
+                let mut out = Vec::new();
+                write_sanitized(op, &v, &mut out).unwrap();
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    String::from_utf8(expected).unwrap(),
+                    "{op} {v}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn allow_lists_name_each_key_once() {
+        let mut lists: Vec<&[&str]> = OPS.iter().map(|op| op_keys(op)).collect();
+        lists.extend([
+            TAG,
+            FILTER,
+            REPLICA_REGION,
+            REPLICATION_STATUS,
+            ROTATION_RULES,
+            VERSION_ENTRY,
+            SECRET_VALUE_ENTRY,
+            API_ERROR,
+            VALIDATION_ERROR,
+            SECRET_LIST_ENTRY,
+            CREDENTIALS,
+            ASSUMED_ROLE_USER,
+        ]);
+        for list in lists {
+            let mut seen = std::collections::HashSet::new();
+            for k in list {
+                assert!(seen.insert(k), "{k} listed twice in {list:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_veto_ignores_case() {
+        for key in [
+            "SECRETSTRING",
+            "secretString",
+            "xPassWordx",
+            "SessionTOKEN",
+            "aws_AccessKey",
+        ] {
+            assert!(is_secret_bearing(key), "{key}");
+        }
+        for key in [
+            "SecretId",
+            "ClientRequestToken",
+            "NextToken",
+            "AccessKeyId",
+            "Credentials",
+            "Name",
+            "",
+        ] {
+            assert!(!is_secret_bearing(key), "{key}");
+        }
     }
 
     #[test]

@@ -745,3 +745,85 @@ fn verify_and_search_without_a_trail_say_where_to_look() {
     assert!(matches!(it.next(), Some(Err(AuditError::NoTrail { .. }))));
     assert!(it.next().is_none());
 }
+
+#[test]
+fn borrowed_api_call_records_chain_verify_and_hold_no_secret() {
+    const VALUE: &str = "SENTINEL-borrowed-value-4e21";
+    let trail = Trail::new();
+    let log = trail.open();
+    let ident = IdentityRef {
+        identity_type: "IAMUser",
+        principal_id: Some("AIDAALICE"),
+        arn: Some("arn:aws:iam::000000000000:user/alice"),
+        account_id: Some(ACCOUNT),
+        access_key_id: Some("AKIDALICE"),
+        user_name: Some("alice"),
+        session: None,
+    };
+    let req = json!({"SecretId": "app/db", "VersionStage": "AWSCURRENT", "SecretString": VALUE});
+    let put = json!({"SecretId": "app/db", "SecretString": VALUE});
+    let resp = json!({"ARN": arn("app/db"), "Name": "app/db", "SecretString": VALUE});
+    let null = serde_json::Value::Null;
+    let arn_db = arn("app/db");
+    for i in 0..5 {
+        let write = i % 2 == 1;
+        let call = ApiCall {
+            event_time: log.now(),
+            event_source: "secretsmanager.amazonaws.com",
+            event_name: if write {
+                "PutSecretValue"
+            } else {
+                "GetSecretValue"
+            },
+            aws_region: "us-east-1",
+            user_identity: ident,
+            source_ip_address: Some("127.0.0.1".parse().unwrap()),
+            user_agent: Some("test"),
+            error: None,
+            request_parameters: if write { &put } else { &req },
+            response_elements: if write { &resp } else { &null },
+            request_id: Some("rid"),
+            read_only: !write,
+            resource_arn: Some(&arn_db),
+            recipient_account_id: ACCOUNT,
+        };
+        let durability = if write {
+            Durability::Sync
+        } else {
+            Durability::Buffered
+        };
+        log.append_call(&call, durability).unwrap();
+        // Interleaved with records built the other way: one chain.
+        trail.add(&log, "DescribeSecret", "app/db", "bob");
+    }
+    drop(log);
+    let report = verify(&trail.dir).unwrap();
+    assert_eq!(report.records, 10);
+    let mut text = String::new();
+    for entry in fs::read_dir(&trail.dir).unwrap() {
+        text.push_str(&String::from_utf8_lossy(
+            &fs::read(entry.unwrap().path()).unwrap(),
+        ));
+    }
+    assert!(!text.contains(VALUE), "a value reached the trail");
+    let found: Vec<AuditRecord> = search(
+        &trail.dir,
+        &Query {
+            principal: Some("alice".into()),
+            ..Query::default()
+        },
+    )
+    .collect::<Result<Vec<_>, _>>()
+    .unwrap();
+    assert_eq!(found.len(), 5);
+    assert_eq!(found[0].event_name, "GetSecretValue");
+    assert_eq!(
+        found[0].request_parameters,
+        json!({"SecretId": "app/db", "VersionStage": "AWSCURRENT"})
+    );
+    assert_eq!(found[0].resources[0].arn, arn_db);
+    assert_eq!(
+        found[1].response_elements,
+        json!({"ARN": arn_db, "Name": "app/db"})
+    );
+}

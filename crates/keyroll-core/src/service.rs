@@ -123,6 +123,46 @@ impl<B: Backend> SecretsService<B> {
         Ok(rec)
     }
 
+    /// `GetSecretValue` of `rec`, which the caller found with [`Self::find`] for
+    /// `req.secret_id` (the server looks a secret up once: to authorize the call, then to
+    /// read it).
+    pub fn get_secret_value_of(
+        &self,
+        rec: SecretRecord,
+        req: &GetSecretValueRequest,
+    ) -> Result<GetSecretValueResponse, SmError> {
+        rec.ensure_not_deleted()?;
+        let v = rec.select_version(req.version_id.as_deref(), req.version_stage.as_deref())?;
+        let value = self.backend.read_value(&rec, &v.id)?;
+        let (secret_string, secret_binary) = value.into_parts();
+        let version_id = v.id.clone();
+        let version_stages = v.stages.clone();
+        let created_date = v.created;
+        // LastAccessedDate has day precision: write at most once a day per secret.
+        let today = self.backend.now().floor_day();
+        if rec.last_accessed != Some(today) {
+            let r = self.mutate(&rec.arn, |r, _| {
+                r.last_accessed = Some(today);
+                if let Some(v) = r.versions.iter_mut().find(|x| x.id == version_id) {
+                    v.last_accessed = Some(today);
+                }
+                Ok(((), Effects::default()))
+            });
+            if let Err(e) = r {
+                tracing::debug!(secret = %rec.arn, error = %e, "could not record LastAccessedDate");
+            }
+        }
+        Ok(GetSecretValueResponse {
+            arn: rec.arn,
+            name: rec.name,
+            version_id,
+            secret_string,
+            secret_binary,
+            version_stages,
+            created_date,
+        })
+    }
+
     fn purge(&self, arn: &str) -> Result<(), SmError> {
         match self.backend.commit(Change::Purge { arn }) {
             Ok(()) => Ok(()),
@@ -473,35 +513,7 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
         req: GetSecretValueRequest,
     ) -> Result<GetSecretValueResponse, SmError> {
         let rec = self.find(&req.secret_id)?;
-        rec.ensure_not_deleted()?;
-        let v = rec.select_version(req.version_id.as_deref(), req.version_stage.as_deref())?;
-        let value = self.backend.read_value(&rec, &v.id)?;
-        let (secret_string, secret_binary) = value.into_parts();
-        let resp = GetSecretValueResponse {
-            arn: rec.arn.clone(),
-            name: rec.name.clone(),
-            version_id: v.id.clone(),
-            secret_string,
-            secret_binary,
-            version_stages: v.stages.clone(),
-            created_date: v.created,
-        };
-        // LastAccessedDate has day precision: write at most once a day per secret.
-        let today = self.backend.now().floor_day();
-        if rec.last_accessed != Some(today) {
-            let vid = v.id.clone();
-            let r = self.mutate(&rec.arn, |r, _| {
-                r.last_accessed = Some(today);
-                if let Some(v) = r.versions.iter_mut().find(|x| x.id == vid) {
-                    v.last_accessed = Some(today);
-                }
-                Ok(((), Effects::default()))
-            });
-            if let Err(e) = r {
-                tracing::debug!(secret = %rec.arn, error = %e, "could not record LastAccessedDate");
-            }
-        }
-        Ok(resp)
+        self.get_secret_value_of(rec, &req)
     }
 
     async fn put_secret_value(

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use keyroll_audit::{
-    AuditLog, AuditRecord, Durability, Resource, SECRETS_MANAGER_SOURCE, STS_SOURCE,
-    SessionAttributes, SessionContext, SessionIssuer, UserIdentity, sanitize_parameters,
+    AuditLog, AuditRecord, Durability, IdentityRef, IssuerRef, Resource, SECRETS_MANAGER_SOURCE,
+    STS_SOURCE, SessionAttributes, SessionContext, SessionIssuer, SessionRef, UserIdentity,
 };
 use keyroll_core::time::Timestamp;
 use serde::Deserialize;
@@ -160,51 +160,95 @@ impl Audit {
     }
 
     /// Records one API request. Failures are logged and counted, never answered: the call
-    /// has already run.
+    /// has already run. The record is written straight from the borrowed parts
+    /// ([`keyroll_audit::ApiCall`]): parameters and response through the allow-lists of
+    /// [`keyroll_audit::sanitize_parameters`], by reference.
     pub fn api_call(&self, call: ApiCall<'_>) {
-        let (source, name) = match call.source {
-            ApiSource::SecretsManager => (SECRETS_MANAGER_SOURCE, call.event_name),
-            ApiSource::Sts => (STS_SOURCE, call.event_name),
+        let source = match call.source {
+            ApiSource::SecretsManager => SECRETS_MANAGER_SOURCE,
+            ApiSource::Sts => STS_SOURCE,
         };
-        let mut r = AuditRecord::api_call(rfc3339(call.meta.now), source, name);
-        r.aws_region = call.region.to_string();
-        r.source_ip_address = Some(call.meta.source_ip.to_string());
-        r.user_agent = call.meta.user_agent.clone();
-        r.request_id = Some(call.request_id.to_string());
-        r.read_only = Some(call.read_only);
-        r.recipient_account_id = Some(self.account.clone());
-        r.user_identity = match call.caller {
+        let creation_date;
+        let role_principal_id;
+        let user_identity = match call.caller {
             Caller::Principal {
-                principal,
+                principal: p,
                 access_key_id,
-            } => user_identity(principal, access_key_id),
-            Caller::Unauthenticated { access_key_id } => UserIdentity {
-                identity_type: "Unknown".into(),
-                access_key_id: access_key_id.map(str::to_string),
-                account_id: Some(self.account.clone()),
-                ..UserIdentity::default()
+            } => IdentityRef {
+                identity_type: p.identity_type(),
+                principal_id: Some(&p.user_id),
+                arn: Some(&p.arn),
+                account_id: Some(&p.account),
+                access_key_id: Some(access_key_id),
+                user_name: p.username(),
+                session: match p.issued_at {
+                    None => None,
+                    Some(issued) => {
+                        creation_date = secs_rfc3339(issued);
+                        Some(SessionRef {
+                            creation_date: &creation_date,
+                            mfa_authenticated: p.mfa_authenticated(),
+                            issuer: match &p.kind {
+                                PrincipalKind::AssumedRole {
+                                    role_name,
+                                    role_arn,
+                                    ..
+                                } => {
+                                    role_principal_id =
+                                        p.user_id.split(':').next().unwrap_or_default();
+                                    Some(IssuerRef {
+                                        principal_id: role_principal_id,
+                                        arn: role_arn,
+                                        account_id: &p.account,
+                                        user_name: role_name,
+                                    })
+                                }
+                                PrincipalKind::User => None,
+                            },
+                        })
+                    }
+                },
+            },
+            Caller::Unauthenticated { access_key_id } => IdentityRef {
+                identity_type: "Unknown",
+                access_key_id,
+                account_id: Some(&self.account),
+                ..IdentityRef::default()
             },
         };
-        r.request_parameters = sanitize_parameters(name, call.params);
-        r.response_elements = if call.error.is_none() && !call.read_only {
-            sanitize_parameters(name, call.response)
-        } else {
-            Value::Null
+        let null = Value::Null;
+        let record = keyroll_audit::ApiCall {
+            event_time: rfc3339(call.meta.now),
+            event_source: source,
+            event_name: call.event_name,
+            aws_region: call.region,
+            user_identity,
+            source_ip_address: Some(call.meta.source_ip),
+            user_agent: call.meta.user_agent.as_deref(),
+            error: call.error,
+            request_parameters: &call.params,
+            response_elements: if call.error.is_none() && !call.read_only {
+                &call.response
+            } else {
+                &null
+            },
+            request_id: Some(call.request_id),
+            read_only: call.read_only,
+            resource_arn: call.resource_arn,
+            recipient_account_id: &self.account,
         };
-        if let Some((code, message)) = call.error {
-            r.error_code = Some(code.to_string());
-            r.error_message = Some(message.to_string());
-        }
-        if let Some(arn) = call.resource_arn {
-            r.resources.push(Resource::secret(arn, &self.account));
-        }
         // Reads that succeeded may be buffered; everything else is durable first.
         let durability = if call.read_only && call.error.is_none() {
             self.read_durability
         } else {
             Durability::Sync
         };
-        self.append(r, durability);
+        let result = match durability {
+            // An fsync must not stall an async worker that serves other requests.
+            Durability::Sync => blocking(|| self.log.append_call(&record, durability)),
+            Durability::Buffered => self.log.append_call(&record, durability),
+        };
+        self.count(result);
     }
 
     /// Records something keyroll did itself (`keyroll.local`): a rotation, a start, a stop.
@@ -277,6 +321,10 @@ impl Audit {
             Durability::Sync => blocking(|| self.log.append(r, durability)),
             Durability::Buffered => self.log.append(r, durability),
         };
+        self.count(result);
+    }
+
+    fn count(&self, result: Result<(), keyroll_audit::AuditError>) {
         match result {
             Ok(()) => {
                 self.written.fetch_add(1, Ordering::Relaxed);

@@ -209,6 +209,24 @@ pub fn authorize<R: Regions>(
     region: &str,
     who: &Asker<'_>,
 ) -> (Authorized, Result<(), ApiError>) {
+    let (authorized, _, decision) = authorize_found(app, svc, op, region, who);
+    (authorized, decision)
+}
+
+/// [`authorize`], also returning the secret the request names as it was looked up for the
+/// decision (`None` when it does not exist or the operation is not about one), so the
+/// operation need not look it up again.
+fn authorize_found<R: Regions>(
+    app: &Arc<App<R>>,
+    svc: &Service<R>,
+    op: Operation,
+    region: &str,
+    who: &Asker<'_>,
+) -> (
+    Authorized,
+    Option<keyroll_core::model::SecretRecord>,
+    Result<(), ApiError>,
+) {
     let action = op.action();
     let id_key = if op == Operation::CreateSecret {
         None
@@ -246,7 +264,7 @@ pub fn authorize<R: Regions>(
     let authorized = Authorized {
         resource_arn: (resource != "*").then(|| resource.to_string()),
     };
-    (authorized, decision)
+    (authorized, secret, decision)
 }
 
 /// `BatchGetSecretValue` returns only the secrets the caller may read with
@@ -325,14 +343,40 @@ pub async fn handle<R: Regions>(
         Ok(s) => s,
         Err(e) => return (Err(e.into()), Authorized::default()),
     };
-    let (authorized, decision) = authorize(app, &svc, op, region, who);
+    let (authorized, secret, decision) = authorize_found(app, &svc, op, region, who);
     if let Err(e) = decision {
         return (Err(e), authorized);
+    }
+    if op == Operation::GetSecretValue
+        && let Some(rec) = secret
+    {
+        // The read path: the secret authorization looked up is the one read.
+        return (get_secret_value_of::<R>(&svc, rec, body, who), authorized);
     }
     (
         run_authorized(app, &svc, op, region, body, who).await,
         authorized,
     )
+}
+
+/// `GetSecretValue` of `rec`, the secret the request's `SecretId` named when it was
+/// authorized.
+fn get_secret_value_of<R: Regions>(
+    svc: &Service<R>,
+    rec: keyroll_core::model::SecretRecord,
+    body: &[u8],
+    who: &Asker<'_>,
+) -> Result<Bytes, ApiError> {
+    let req: GetSecretValueRequest = parse(body)?;
+    let authorized_id = who.params.get("SecretId").and_then(|v| v.as_str());
+    if authorized_id != Some(req.secret_id.as_str()) {
+        // Both come from one body, so they cannot differ; if they ever did, never read a
+        // secret other than the one authorized.
+        return Err(ApiError::serialization(
+            "SecretId must appear once, as a string",
+        ));
+    }
+    json(&svc.get_secret_value_of(rec, &req)?)
 }
 
 async fn run_authorized<R: Regions>(

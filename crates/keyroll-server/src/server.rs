@@ -481,10 +481,7 @@ async fn connection<R: Regions, S>(
 {
     let a = app.clone();
     let i = info.clone();
-    let svc = service_fn(move |mut req: Request<Incoming>| {
-        req.extensions_mut().insert(i.clone());
-        handle(a.clone(), peer, req)
-    });
+    let svc = service_fn(move |req: Request<Incoming>| handle(a.clone(), peer, i.clone(), req));
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(app.config.request_deadline())
@@ -675,6 +672,7 @@ type Resp = Response<Full<Bytes>>;
 async fn handle<R: Regions>(
     app: Arc<App<R>>,
     peer: SocketAddr,
+    conn: ConnInfo,
     req: Request<Incoming>,
 ) -> Result<Resp, Infallible> {
     let rid = request_id();
@@ -701,7 +699,6 @@ async fn handle<R: Regions>(
     }
     let t0 = Instant::now();
     let (parts, body) = req.into_parts();
-    let conn = parts.extensions.get::<ConnInfo>().cloned();
     let max = app.config.max_body_bytes;
     if parts
         .headers
@@ -729,7 +726,7 @@ async fn handle<R: Regions>(
     };
     let meta = crate::authz::RequestMeta {
         source_ip: peer.ip(),
-        secure_transport: conn.as_ref().is_some_and(|c| c.secure),
+        secure_transport: conn.secure,
         user_agent: parts
             .headers
             .get(http::header::USER_AGENT)
@@ -740,10 +737,8 @@ async fn handle<R: Regions>(
     if crate::sts::is_sts_request(&parts.headers) {
         let (resp, sts) = crate::sts::handle(&app, peer, &parts, &body, &rid, early).await;
         drop(unauthenticated);
-        if sts.caller.is_some()
-            && let Some(c) = &conn
-        {
-            c.authenticated();
+        if sts.caller.is_some() {
+            conn.authenticated();
         }
         if let Some(audit) = &app.audit {
             let key_id = sigv4::claimed_access_key_id(&parts.headers);
@@ -793,9 +788,7 @@ async fn handle<R: Regions>(
     drop(unauthenticated);
     let caller = match verified {
         Ok(c) => {
-            if let Some(c) = &conn {
-                c.authenticated();
-            }
+            conn.authenticated();
             c
         }
         Err(e) => {

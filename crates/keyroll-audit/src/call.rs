@@ -1,0 +1,393 @@
+//! [`ApiCall`]: the record of one API request, written as its JSON line straight from
+//! borrowed parts — no [`AuditRecord`], no owned strings, no sanitised copy of the request.
+//! The line is the one `serde_json` writes for the equivalent [`AuditRecord`] (same members,
+//! same order, same escaping; a test checks it byte for byte), so `verify` and `search`
+//! read it like any other. Parameters go through the same allow-lists as
+//! [`crate::sanitize_parameters`], by reference.
+
+use std::io::Write;
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::record::{API_CALL, EVENT_VERSION, GENESIS_SHA256};
+use crate::sanitize::write_sanitized;
+
+/// `userIdentity`, borrowed (see [`crate::UserIdentity`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IdentityRef<'a> {
+    /// `IAMUser`, `AssumedRole`, `Unknown`.
+    pub identity_type: &'a str,
+    pub principal_id: Option<&'a str>,
+    pub arn: Option<&'a str>,
+    pub account_id: Option<&'a str>,
+    pub access_key_id: Option<&'a str>,
+    pub user_name: Option<&'a str>,
+    /// For temporary credentials.
+    pub session: Option<SessionRef<'a>>,
+}
+
+/// `userIdentity.sessionContext`, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionRef<'a> {
+    /// When the credentials were issued (RFC 3339).
+    pub creation_date: &'a str,
+    pub mfa_authenticated: bool,
+    /// The role of an assumed-role session (`type` `Role`).
+    pub issuer: Option<IssuerRef<'a>>,
+}
+
+/// `userIdentity.sessionContext.sessionIssuer` of a role session, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct IssuerRef<'a> {
+    pub principal_id: &'a str,
+    pub arn: &'a str,
+    pub account_id: &'a str,
+    pub user_name: &'a str,
+}
+
+/// One API request's record, borrowed. Build it and hand it to
+/// [`crate::AuditLog::append_call`].
+#[derive(Clone, Copy)]
+pub struct ApiCall<'a> {
+    pub event_time: DateTime<Utc>,
+    pub event_source: &'a str,
+    pub event_name: &'a str,
+    pub aws_region: &'a str,
+    pub user_identity: IdentityRef<'a>,
+    pub source_ip_address: Option<IpAddr>,
+    pub user_agent: Option<&'a str>,
+    /// `errorCode` and `errorMessage`.
+    pub error: Option<(&'a str, &'a str)>,
+    /// The request body's JSON, unsanitised: it is written through the allow-list of
+    /// `event_name`.
+    pub request_parameters: &'a Value,
+    /// The response's JSON, unsanitised (likewise); `Null` for reads and errors.
+    pub response_elements: &'a Value,
+    pub request_id: Option<&'a str>,
+    pub read_only: bool,
+    /// The secret's ARN (`resources`: one `AWS::SecretsManager::Secret` in the recipient
+    /// account).
+    pub resource_arn: Option<&'a str>,
+    pub recipient_account_id: &'a str,
+}
+
+/// `ApiCall` is `Debug` without its parameters (they are only sanitised when written).
+impl std::fmt::Debug for ApiCall<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiCall")
+            .field("event_time", &self.event_time)
+            .field("event_source", &self.event_source)
+            .field("event_name", &self.event_name)
+            .field("aws_region", &self.aws_region)
+            .field("principal", &self.user_identity.arn)
+            .field("error_code", &self.error.map(|e| e.0))
+            .field("resource_arn", &self.resource_arn)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `s` as a JSON string. Strings with nothing to escape (nearly all: ARNs, ids, names) are
+/// copied as they are; any other goes through `serde_json`'s escaping.
+pub(crate) fn string(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        Ok(())
+    } else {
+        serde_json::to_writer(&mut *out, s)
+    }
+}
+
+/// `,"name":"value"`, `head` being `,"name":` (a literal: member names need no escaping).
+fn member(out: &mut Vec<u8>, head: &[u8], value: &str) -> serde_json::Result<()> {
+    out.extend_from_slice(head);
+    string(out, value)
+}
+
+fn opt_member(out: &mut Vec<u8>, head: &[u8], value: Option<&str>) -> serde_json::Result<()> {
+    match value {
+        Some(v) => member(out, head, v),
+        None => Ok(()),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, as [`crate::AuditRecord`] writes `eventTime`.
+fn event_time(out: &mut Vec<u8>, t: &DateTime<Utc>) -> serde_json::Result<()> {
+    let mut s = serde_json::Serializer::new(&mut *out);
+    crate::record::seconds::serialize(t, &mut s)
+}
+
+impl IdentityRef<'_> {
+    fn write(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.extend_from_slice(b"{\"type\":");
+        string(out, self.identity_type)?;
+        opt_member(out, b",\"principalId\":", self.principal_id)?;
+        opt_member(out, b",\"arn\":", self.arn)?;
+        opt_member(out, b",\"accountId\":", self.account_id)?;
+        opt_member(out, b",\"accessKeyId\":", self.access_key_id)?;
+        opt_member(out, b",\"userName\":", self.user_name)?;
+        if let Some(s) = &self.session {
+            out.extend_from_slice(b",\"sessionContext\":{\"attributes\":{\"creationDate\":");
+            string(out, s.creation_date)?;
+            out.extend_from_slice(b",\"mfaAuthenticated\":");
+            out.extend_from_slice(if s.mfa_authenticated {
+                b"\"true\""
+            } else {
+                b"\"false\""
+            });
+            out.push(b'}');
+            if let Some(i) = &s.issuer {
+                out.extend_from_slice(b",\"sessionIssuer\":{\"type\":\"Role\"");
+                member(out, b",\"principalId\":", i.principal_id)?;
+                member(out, b",\"arn\":", i.arn)?;
+                member(out, b",\"accountId\":", i.account_id)?;
+                member(out, b",\"userName\":", i.user_name)?;
+                out.push(b'}');
+            }
+            out.push(b'}');
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+impl ApiCall<'_> {
+    /// Appends the record's line (without a newline) to `out`, with `event_id` and 64 zeros
+    /// as `previousRecordSha256`; returns where those zeros start.
+    pub(crate) fn write(&self, event_id: Uuid, out: &mut Vec<u8>) -> serde_json::Result<usize> {
+        out.extend_from_slice(b"{\"eventVersion\":\"");
+        out.extend_from_slice(EVENT_VERSION.as_bytes());
+        out.extend_from_slice(b"\",\"userIdentity\":");
+        self.user_identity.write(out)?;
+        out.extend_from_slice(b",\"eventTime\":");
+        event_time(out, &self.event_time)?;
+        member(out, b",\"eventSource\":", self.event_source)?;
+        member(out, b",\"eventName\":", self.event_name)?;
+        member(out, b",\"awsRegion\":", self.aws_region)?;
+        if let Some(ip) = self.source_ip_address {
+            // An address's text needs no escaping.
+            out.extend_from_slice(b",\"sourceIPAddress\":\"");
+            let _ = write!(out, "{ip}");
+            out.push(b'"');
+        }
+        opt_member(out, b",\"userAgent\":", self.user_agent)?;
+        if let Some((code, message)) = self.error {
+            member(out, b",\"errorCode\":", code)?;
+            member(out, b",\"errorMessage\":", message)?;
+        }
+        out.extend_from_slice(b",\"requestParameters\":");
+        write_sanitized(self.event_name, self.request_parameters, out)?;
+        out.extend_from_slice(b",\"responseElements\":");
+        write_sanitized(self.event_name, self.response_elements, out)?;
+        opt_member(out, b",\"requestID\":", self.request_id)?;
+        out.extend_from_slice(b",\"eventID\":\"");
+        let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        out.extend_from_slice(event_id.hyphenated().encode_lower(&mut id).as_bytes());
+        out.extend_from_slice(b"\",\"readOnly\":");
+        out.extend_from_slice(if self.read_only { b"true" } else { b"false" });
+        if let Some(arn) = self.resource_arn {
+            out.extend_from_slice(b",\"resources\":[{\"ARN\":");
+            string(out, arn)?;
+            member(out, b",\"accountId\":", self.recipient_account_id)?;
+            out.extend_from_slice(b",\"type\":\"AWS::SecretsManager::Secret\"}]");
+        }
+        member(out, b",\"eventType\":", API_CALL)?;
+        out.extend_from_slice(b",\"managementEvent\":true");
+        member(out, b",\"recipientAccountId\":", self.recipient_account_id)?;
+        member(out, b",\"eventCategory\":", "Management")?;
+        out.extend_from_slice(b",\"previousRecordSha256\":\"");
+        let at = out.len();
+        out.extend_from_slice(GENESIS_SHA256.as_bytes());
+        out.extend_from_slice(b"\"}");
+        Ok(at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{
+        AuditRecord, Resource, SessionAttributes, SessionContext, SessionIssuer, UserIdentity,
+    };
+    use crate::sanitize_parameters;
+    use serde_json::json;
+
+    const SENTINEL: &str = "SENTINEL-5ec7e7-never-written";
+
+    fn user() -> IdentityRef<'static> {
+        IdentityRef {
+            identity_type: "IAMUser",
+            principal_id: Some("AIDAEXAMPLE"),
+            arn: Some("arn:aws:iam::000000000000:user/app"),
+            account_id: Some("000000000000"),
+            access_key_id: Some("AKIAEXAMPLE"),
+            user_name: Some("app"),
+            session: None,
+        }
+    }
+
+    fn role() -> IdentityRef<'static> {
+        IdentityRef {
+            identity_type: "AssumedRole",
+            principal_id: Some("AROAEXAMPLE:s1"),
+            arn: Some("arn:aws:sts::000000000000:assumed-role/ops/s1"),
+            account_id: Some("000000000000"),
+            access_key_id: Some("ASIAEXAMPLE"),
+            user_name: None,
+            session: Some(SessionRef {
+                creation_date: "2026-12-07T01:02:03Z",
+                mfa_authenticated: true,
+                issuer: Some(IssuerRef {
+                    principal_id: "AROAEXAMPLE",
+                    arn: "arn:aws:iam::000000000000:role/ops",
+                    account_id: "000000000000",
+                    user_name: "ops",
+                }),
+            }),
+        }
+    }
+
+    fn owned(i: &IdentityRef<'_>) -> UserIdentity {
+        let s = |v: Option<&str>| v.map(str::to_string);
+        UserIdentity {
+            identity_type: i.identity_type.to_string(),
+            principal_id: s(i.principal_id),
+            arn: s(i.arn),
+            account_id: s(i.account_id),
+            access_key_id: s(i.access_key_id),
+            user_name: s(i.user_name),
+            session_context: i.session.map(|c| SessionContext {
+                attributes: SessionAttributes {
+                    creation_date: c.creation_date.to_string(),
+                    mfa_authenticated: c.mfa_authenticated.to_string(),
+                },
+                session_issuer: c.issuer.map(|r| SessionIssuer {
+                    issuer_type: "Role".to_string(),
+                    principal_id: r.principal_id.to_string(),
+                    arn: r.arn.to_string(),
+                    account_id: r.account_id.to_string(),
+                    user_name: r.user_name.to_string(),
+                }),
+            }),
+            invoked_by: None,
+        }
+    }
+
+    /// The record the server built before [`ApiCall`] existed.
+    fn slow(c: &ApiCall<'_>, id: Uuid) -> Vec<u8> {
+        let mut r = AuditRecord::api_call(c.event_time, c.event_source, c.event_name);
+        r.event_id = id;
+        r.aws_region = c.aws_region.to_string();
+        r.source_ip_address = c.source_ip_address.map(|i| i.to_string());
+        r.user_agent = c.user_agent.map(str::to_string);
+        r.request_id = c.request_id.map(str::to_string);
+        r.read_only = Some(c.read_only);
+        r.recipient_account_id = Some(c.recipient_account_id.to_string());
+        r.user_identity = owned(&c.user_identity);
+        r.request_parameters = sanitize_parameters(c.event_name, c.request_parameters.clone());
+        r.response_elements = sanitize_parameters(c.event_name, c.response_elements.clone());
+        if let Some((code, message)) = c.error {
+            r.error_code = Some(code.to_string());
+            r.error_message = Some(message.to_string());
+        }
+        if let Some(arn) = c.resource_arn {
+            r.resources
+                .push(Resource::secret(arn, c.recipient_account_id));
+        }
+        r.previous_record_sha256 = GENESIS_SHA256.to_string();
+        serde_json::to_vec(&r).unwrap()
+    }
+
+    #[test]
+    fn writes_the_line_serde_writes_for_the_same_record() {
+        let t = DateTime::parse_from_rfc3339("2026-12-07T05:06:07.890Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let get = json!({"SecretId": "prod/app/db", "VersionStage": "AWSCURRENT", "SecretString": SENTINEL});
+        let put = json!({"SecretId": "a\"b", "SecretString": SENTINEL, "ClientRequestToken": "t"});
+        let resp = json!({"ARN": "arn:x", "Name": "n", "VersionId": "v", "SecretString": SENTINEL});
+        let null = Value::Null;
+        let base = ApiCall {
+            event_time: t,
+            event_source: "secretsmanager.amazonaws.com",
+            event_name: "GetSecretValue",
+            aws_region: "us-east-1",
+            user_identity: user(),
+            source_ip_address: Some("127.0.0.1".parse().unwrap()),
+            user_agent: Some("aws-cli/2 \"quoted\" \u{1}"),
+            error: None,
+            request_parameters: &get,
+            response_elements: &null,
+            request_id: Some("0000-rid"),
+            read_only: true,
+            resource_arn: Some(
+                "arn:aws:secretsmanager:us-east-1:000000000000:secret:prod/app/db-AbCdEf",
+            ),
+            recipient_account_id: "000000000000",
+        };
+        let variants = [
+            base,
+            ApiCall {
+                user_identity: role(),
+                source_ip_address: Some("::1".parse().unwrap()),
+                user_agent: None,
+                resource_arn: None,
+                request_id: None,
+                ..base
+            },
+            ApiCall {
+                error: Some((
+                    "AccessDeniedException",
+                    "User: x is not authorized \"here\"",
+                )),
+                read_only: false,
+                ..base
+            },
+            ApiCall {
+                event_name: "PutSecretValue",
+                request_parameters: &put,
+                response_elements: &resp,
+                read_only: false,
+                user_identity: IdentityRef {
+                    identity_type: "Unknown",
+                    access_key_id: None,
+                    account_id: Some("000000000000"),
+                    ..IdentityRef::default()
+                },
+                source_ip_address: None,
+                ..base
+            },
+            ApiCall {
+                user_identity: IdentityRef {
+                    session: Some(SessionRef {
+                        creation_date: "2026-12-07T01:02:03Z",
+                        mfa_authenticated: false,
+                        issuer: None,
+                    }),
+                    ..user()
+                },
+                request_parameters: &null,
+                ..base
+            },
+        ];
+        for (i, c) in variants.iter().enumerate() {
+            let id = Uuid::from_u128(0x1234_5678_9abc_4def_8123_4567_89ab_cdef + i as u128);
+            let mut fast = Vec::new();
+            let at = c.write(id, &mut fast).unwrap();
+            let expected = slow(c, id);
+            assert_eq!(
+                String::from_utf8(fast.clone()).unwrap(),
+                String::from_utf8(expected).unwrap(),
+                "variant {i}"
+            );
+            assert_eq!(&fast[at..at + 64], GENESIS_SHA256.as_bytes());
+            assert_eq!(&fast[at + 64..], b"\"}");
+            assert!(!String::from_utf8(fast).unwrap().contains(SENTINEL));
+        }
+    }
+}
