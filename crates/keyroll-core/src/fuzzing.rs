@@ -175,6 +175,18 @@ mod tests {
         }
     }
 
+    /// The committed fuzz corpus (seeds and minimised finds) replayed on stable Rust.
+    #[test]
+    fn committed_corpus_passes_the_checks() {
+        let dir = format!("{}/../../fuzz/corpus/schedule", env!("CARGO_MANIFEST_DIR"));
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            check_schedule_input(&std::fs::read(e.unwrap().path()).unwrap());
+            n += 1;
+        }
+        assert!(n > 0, "no seeds in {dir}");
+    }
+
     #[test]
     fn known_expressions_pass_the_checks() {
         for (expr, duration) in [

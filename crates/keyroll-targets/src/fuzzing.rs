@@ -307,6 +307,29 @@ mod tests {
             .prop_map(|(key, other, name)| json!({"apiKey": key, name: other, "n": 7}))
     }
 
+    fn corpus(target: &str) -> Vec<Vec<u8>> {
+        let dir = format!("{}/../../fuzz/corpus/{target}", env!("CARGO_MANIFEST_DIR"));
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        assert!(!files.is_empty(), "no seeds in {dir}");
+        files
+    }
+
+    /// The committed fuzz corpora (seeds and minimised finds) replayed on stable Rust.
+    #[test]
+    fn committed_corpora_pass_the_checks() {
+        for data in corpus("db_secret") {
+            if let Ok(text) = std::str::from_utf8(&data) {
+                check_db_secret(text);
+            }
+        }
+        for data in corpus("http_template") {
+            check_template_input(&data);
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
