@@ -70,10 +70,9 @@ fn check_parsed(s: &DbSecret) {
             if !s
                 .username
                 .ends_with(&format!("{CLONE_SUFFIX}{CLONE_SUFFIX}"))
+                && let Ok(back) = alternate_username(&alt, s.engine)
             {
-                if let Ok(back) = alternate_username(&alt, s.engine) {
-                    assert_eq!(back, s.username, "alternating twice is not the identity");
-                }
+                assert_eq!(back, s.username, "alternating twice is not the identity");
             }
             if alt.len() > s.username.len() {
                 assert!(s.engine.username_limit().fits(&alt));
