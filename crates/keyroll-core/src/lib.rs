@@ -19,10 +19,14 @@
 //! - [`schedule`]: when a secret rotates next.
 //! - [`operations`]: batch reads, resource policies, rotation switches, replication.
 //! - [`time`]: timestamps and injectable clocks.
+//! - `fuzzing` (feature `fuzzing`, and in tests): invariant checks of the schedule parser for
+//!   the fuzz targets in `fuzz/` and the proptests.
 
 pub mod api;
 pub mod engine;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod ids;
 pub mod memory;
 pub mod model;

@@ -25,12 +25,17 @@
 //! - [`launch`]: starting from a data directory (what `keyroll serve` runs).
 //! - [`metrics`]: Prometheus counters and gauges.
 //! - [`wire`]: error bodies and request ids.
+//! - `fuzzing` (feature `fuzzing`, and in tests): invariant checks of the SigV4 parser and
+//!   canonicaliser and of every operation's request decoder, for the fuzz targets in `fuzz/`
+//!   and the proptests.
 
 pub mod audit;
 pub mod authz;
 pub mod config;
 pub mod credentials;
 pub mod dispatch;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod identity;
 pub mod launch;
 pub mod metrics;

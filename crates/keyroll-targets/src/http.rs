@@ -236,12 +236,12 @@ impl RotationSpec {
 }
 
 /// The values templates may use in one request.
-struct Vars<'a> {
-    key_field: &'a str,
-    token: &'a str,
-    current: Option<&'a Map<String, Value>>,
-    pending: Option<&'a Map<String, Value>>,
-    previous: Option<&'a Map<String, Value>>,
+pub(crate) struct Vars<'a> {
+    pub(crate) key_field: &'a str,
+    pub(crate) token: &'a str,
+    pub(crate) current: Option<&'a Map<String, Value>>,
+    pub(crate) pending: Option<&'a Map<String, Value>>,
+    pub(crate) previous: Option<&'a Map<String, Value>>,
 }
 
 impl Vars<'_> {
@@ -278,12 +278,11 @@ impl Vars<'_> {
         }
     }
 
-    /// Substitutes every `{{...}}` in `template`; `escape` applies to substituted values.
-    fn render(
+    /// Substitutes every `{{...}}` in `template`.
+    pub(crate) fn render(
         &self,
         template: &str,
         request: &str,
-        escape: fn(&str) -> String,
     ) -> Result<Zeroizing<String>, TargetError> {
         let mut out = Zeroizing::new(String::with_capacity(template.len()));
         let mut rest = template;
@@ -296,21 +295,84 @@ impl Vars<'_> {
                 )));
             };
             let value = self.lookup(after[..end].trim(), request)?;
-            out.push_str(&escape(&value));
+            out.push_str(&value);
             rest = &after[end + 2..];
         }
         out.push_str(rest);
         Ok(out)
     }
+
+    /// Renders a JSON body: each string (object keys included) is substituted as written,
+    /// exactly like a string body, and written back JSON-escaped, so that the body stays JSON
+    /// whatever the values hold. (Substituting in the serialised text instead would match
+    /// placeholders against their escaped spelling, and a `{{` in one string could reach
+    /// into the next.)
+    pub(crate) fn render_json(
+        &self,
+        body: &Value,
+        request: &str,
+    ) -> Result<Zeroizing<String>, TargetError> {
+        let mut out = Zeroizing::new(String::with_capacity(256));
+        self.render_json_into(body, request, &mut out)?;
+        Ok(out)
+    }
+
+    fn render_json_into(
+        &self,
+        v: &Value,
+        request: &str,
+        out: &mut String,
+    ) -> Result<(), TargetError> {
+        match v {
+            Value::String(s) => push_json_string(out, &self.render(s, request)?),
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    self.render_json_into(item, request, out)?;
+                }
+                out.push(']');
+            }
+            Value::Object(fields) => {
+                out.push('{');
+                for (i, (k, item)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    push_json_string(out, &self.render(k, request)?);
+                    out.push(':');
+                    self.render_json_into(item, request, out)?;
+                }
+                out.push('}');
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => out.push_str(&v.to_string()),
+        }
+        Ok(())
+    }
 }
 
-fn no_escape(s: &str) -> String {
-    s.to_string()
-}
-
-fn json_escape(s: &str) -> String {
-    let quoted = Value::String(s.to_string()).to_string();
-    quoted[1..quoted.len() - 1].to_string()
+/// Appends `s` as a JSON string (quoted, escaped) without an intermediate copy.
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(char::from(HEX[(u32::from(c) >> 4) as usize]));
+                out.push(char::from(HEX[(u32::from(c) & 15) as usize]));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// `METHOD scheme://host/path` of a request template, for messages (no query, no values).
@@ -444,7 +506,7 @@ impl HttpTarget {
         let what = describe_request(kind, spec);
         let method = reqwest::Method::from_bytes(spec.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| TargetError::InvalidSecret(format!("{what}: method is not valid")))?;
-        let url = vars.render(&spec.url, &what, no_escape)?;
+        let url = vars.render(&spec.url, &what)?;
         let parsed = reqwest::Url::parse(&url).map_err(|_| {
             TargetError::InvalidSecret(format!("{what}: the URL is not valid after substitution"))
         })?;
@@ -468,7 +530,7 @@ impl HttpTarget {
             let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
                 TargetError::InvalidSecret(format!("{what}: header name {k:?} is not valid"))
             })?;
-            let value = vars.render(v, &what, no_escape)?;
+            let value = vars.render(v, &what)?;
             let mut hv = HeaderValue::from_str(&value).map_err(|_| {
                 TargetError::InvalidSecret(format!(
                     "{what}: the value of header {k} is not a valid header value after \
@@ -480,12 +542,12 @@ impl HttpTarget {
         }
         let body: Option<Zeroizing<String>> = match &spec.body {
             None => None,
-            Some(Value::String(s)) => Some(vars.render(s, &what, no_escape)?),
+            Some(Value::String(s)) => Some(vars.render(s, &what)?),
             Some(v) => {
                 if !headers.contains_key(CONTENT_TYPE) {
                     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 }
-                Some(vars.render(&v.to_string(), &what, json_escape)?)
+                Some(vars.render_json(v, &what)?)
             }
         };
         let client = self.client().await?;
@@ -807,13 +869,10 @@ mod tests {
             .render(
                 "Bearer {{current}} / {{ pending }} / {{current.keyId}} / {{token}}",
                 "x",
-                no_escape,
             )
             .unwrap();
         assert_eq!(r.as_str(), "Bearer c\"ur / pen / 7 / tok-1");
-        let j = vars
-            .render(r#"{"k":"{{current}}"}"#, "x", json_escape)
-            .unwrap();
+        let j = vars.render_json(&json!({"k": "{{current}}"}), "x").unwrap();
         let parsed: Value = serde_json::from_str(&j).unwrap();
         assert_eq!(parsed["k"], "c\"ur");
         for bad in [
@@ -823,12 +882,47 @@ mod tests {
             "{{current",
         ] {
             let e = vars
-                .render(bad, "test request GET http://x/", no_escape)
+                .render(bad, "test request GET http://x/")
                 .unwrap_err()
                 .to_string();
             assert!(!e.contains("c\"ur") && !e.contains("pen\""), "{e}");
             assert!(e.contains("test request"), "{e}");
         }
+    }
+
+    /// Found by the proptest fallback of the `http_template` fuzz target: JSON bodies were
+    /// substituted in their serialised text, so a placeholder naming a field with a `\`
+    /// or `"` looked up its escaped spelling, and a `{{` in one string could run on into the
+    /// next string's `}}`.
+    #[test]
+    fn json_bodies_match_placeholders_as_written_and_stay_json() {
+        let cur = obj(json!({"apiKey": "q\"uo\\te\n\u{1}", "x\\y": "back", "a\"b": "quote"}));
+        let vars = Vars {
+            key_field: "apiKey",
+            token: "tok-1",
+            current: Some(&cur),
+            pending: None,
+            previous: None,
+        };
+        let body = json!({
+            "slash": "{{current.x\\y}}",
+            "quote": "{{current.a\"b}}",
+            "{{token}}": ["{{current}}", 1, null, true, {"n": 2.5}],
+        });
+        let j = vars.render_json(&body, "x").unwrap();
+        let parsed: Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(
+            parsed,
+            json!({
+                "slash": "back",
+                "quote": "quote",
+                "tok-1": ["q\"uo\\te\n\u{1}", 1, null, true, {"n": 2.5}],
+            })
+        );
+        // An opening `{{` in one string never pairs with a `}}` of another.
+        let split = json!({"a": "{{current.x", "b": "y}}"});
+        let e = vars.render_json(&split, "x").unwrap_err().to_string();
+        assert!(e.contains("without a closing"), "{e}");
     }
 
     #[test]

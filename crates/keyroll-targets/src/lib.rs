@@ -16,10 +16,15 @@
 //! - `iam` (feature `aws`): IAM users' access keys.
 //! - [`resolve`]: picks the target for a secret from its `engine` field; [`AutoTarget`] does
 //!   that lazily, at the first step that needs it.
+//! - `fuzzing` (feature `fuzzing`, and in tests): invariant checks of the database secret
+//!   parser and the HTTP template substitution for the fuzz targets in `fuzz/` and the
+//!   proptests.
 
 pub mod auto;
 pub mod database;
 pub mod egress;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod http;
 #[cfg(feature = "aws")]
 pub mod iam;
