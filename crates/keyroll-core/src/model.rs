@@ -221,7 +221,8 @@ pub enum RotationState {
 pub struct VersionEntry {
     pub id: String,
     pub created: Timestamp,
-    /// Staging labels in the order they were attached.
+    /// Staging labels, kept sorted as AWS lists them (recorded AWS responses,
+    /// update_secret_version_stages_*: `["AWSCURRENT", "AWSPENDING", "PUT1"]`).
     pub stages: Vec<String>,
     pub last_accessed: Option<Timestamp>,
     /// False for the `AWSPENDING` placeholder that `RotateSecret` creates before `createSecret`.
@@ -260,6 +261,11 @@ pub struct SecretRecord {
     pub description: Option<String>,
     pub kms_key_id: Option<String>,
     pub tags: Vec<Tag>,
+    /// Whether the secret has ever had tags: AWS then shows `Tags: []` after the last is
+    /// removed, and omits `Tags` on a secret never tagged (recorded AWS responses,
+    /// secret_tags).
+    #[serde(default)]
+    pub tagged: bool,
     pub created: Timestamp,
     pub last_changed: Option<Timestamp>,
     pub last_accessed: Option<Timestamp>,
@@ -302,6 +308,7 @@ impl SecretRecord {
             description: None,
             kms_key_id: None,
             tags: Vec::new(),
+            tagged: false,
             created: now,
             last_changed: Some(now),
             last_accessed: None,
@@ -449,7 +456,7 @@ impl SecretRecord {
                     removed_versions: Vec::new(),
                 })
             } else {
-                Err(SmError::version_exists())
+                Err(SmError::token_in_use(token, &self.arn))
             };
         }
         if self.current().is_none() && !wanted.iter().any(|s| s == AWSCURRENT) {
@@ -471,6 +478,15 @@ impl SecretRecord {
             self.attach(s, token);
         }
         if wanted.iter().any(|s| s == AWSCURRENT) {
+            // A value put as AWSCURRENT ends a rotation: the version it replaces keeps only
+            // AWSPREVIOUS of the two (recorded AWS responses,
+            // update_secret_version_stages_current_pending).
+            if let Some(old) = self.current().map(|v| v.id.clone())
+                && old != token
+                && !wanted.iter().any(|s| s == AWSPENDING)
+            {
+                self.detach(AWSPENDING, &old);
+            }
             self.attach(AWSCURRENT, token);
         }
         self.last_changed = Some(now);
@@ -609,6 +625,7 @@ impl SecretRecord {
         }
         if let Some(v) = self.version_mut(to) {
             v.stages.push(stage.to_string());
+            v.stages.sort();
         }
         if stage == AWSCURRENT
             && let Some(old) = previous_holder
@@ -663,6 +680,7 @@ impl SecretRecord {
     /// `TagResource`: adds tags, replacing the value of keys already present.
     pub fn tag(&mut self, tags: &[Tag]) -> Result<(), SmError> {
         validate_tags(tags)?;
+        self.tagged = true;
         for t in tags {
             match self.tags.iter_mut().find(|x| x.key == t.key) {
                 Some(x) => x.value = t.value.clone(),
@@ -835,11 +853,28 @@ mod tests {
     }
 
     #[test]
+    fn a_put_as_current_ends_the_pending_label_on_the_version_it_replaces() {
+        // Recorded AWS responses, update_secret_version_stages_current_pending.
+        let mut r = rec();
+        r.put_version(&tok(1), None, T0, |_| true).unwrap();
+        r.put_version(&tok(2), Some(&s(&[AWSPENDING])), T0, |_| true)
+            .unwrap();
+        r.update_stage(AWSCURRENT, Some(&tok(2)), Some(&tok(1)), T0)
+            .unwrap();
+        assert_eq!(stages(&r, &tok(2)), s(&[AWSCURRENT, AWSPENDING]));
+        r.put_version(&tok(3), None, T0, |_| true).unwrap();
+        assert_eq!(stages(&r, &tok(2)), s(&[AWSPREVIOUS]));
+        assert_eq!(stages(&r, &tok(3)), s(&[AWSCURRENT]));
+        assert!(stages(&r, &tok(1)).is_empty());
+    }
+
+    #[test]
     fn first_version_is_current_even_when_put_as_pending() {
         let mut r = rec();
         r.put_version(&tok(1), Some(&s(&[AWSPENDING])), T0, |_| true)
             .unwrap();
-        assert_eq!(stages(&r, &tok(1)), s(&[AWSPENDING, AWSCURRENT]));
+        // Labels are listed sorted, as AWS lists them.
+        assert_eq!(stages(&r, &tok(1)), s(&[AWSCURRENT, AWSPENDING]));
     }
 
     #[test]
@@ -873,7 +908,7 @@ mod tests {
         assert!(!o.changed);
         assert_eq!(
             r.put_version(&tok(1), None, T0, |_| false),
-            Err(SmError::version_exists())
+            Err(SmError::token_in_use(&tok(1), &r.arn))
         );
     }
 
@@ -913,7 +948,7 @@ mod tests {
         assert!(matches!(e, SmError::InvalidParameter(_)));
         r.update_stage(AWSCURRENT, Some(&tok(2)), Some(&tok(1)), T0)
             .unwrap();
-        assert_eq!(stages(&r, &tok(2)), s(&[AWSPENDING, AWSCURRENT]));
+        assert_eq!(stages(&r, &tok(2)), s(&[AWSCURRENT, AWSPENDING]));
         assert_eq!(stages(&r, &tok(1)), s(&[AWSPREVIOUS]));
         r.update_stage(AWSPENDING, None, Some(&tok(2)), T0).unwrap();
         assert_eq!(stages(&r, &tok(2)), s(&[AWSCURRENT]));
@@ -936,7 +971,7 @@ mod tests {
         assert!(r.update_stage("BLUE", Some(&tok(2)), None, T0).is_err());
         r.update_stage("BLUE", Some(&tok(2)), Some(&tok(1)), T0)
             .unwrap();
-        assert_eq!(stages(&r, &tok(2)), s(&["GREEN", "BLUE"]));
+        assert_eq!(stages(&r, &tok(2)), s(&["BLUE", "GREEN"]));
         // An unattached label can be attached without RemoveFromVersionId.
         r.update_stage("RED", Some(&tok(1)), None, T0).unwrap();
     }

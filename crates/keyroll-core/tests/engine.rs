@@ -922,7 +922,8 @@ async fn rotate_secret_checks_and_placeholder_live_in_the_engine() {
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("ClientRequestToken is required"),
+        err.to_string()
+            .contains("You must provide a ClientRequestToken value"),
         "{err}"
     );
     // The service's own rule about the function runs before anything is saved.

@@ -167,12 +167,7 @@ fn not_on_replica<B: keyroll_core::service::Backend>(
     secret_id: &str,
 ) -> Result<(), ApiError> {
     match svc.find(secret_id) {
-        Ok(r) if r.is_replica() => Err(SmError::InvalidRequest(
-            "Operation not permitted on a replica secret. Call must be made in primary secret's \
-             region."
-                .into(),
-        )
-        .into()),
+        Ok(r) if r.is_replica() => Err(SmError::replica_write().into()),
         _ => Ok(()),
     }
 }
@@ -581,11 +576,8 @@ fn check_replica_regions(regions: &[ReplicaRegion], own: &str) -> Result<(), Api
             .into());
         }
         if r.region == own {
-            return Err(SmError::InvalidParameter(
-                "Invalid replica region. You can't replicate a secret to the region it is in."
-                    .into(),
-            )
-            .into());
+            // AWS's exact answer (emulator suite, AWS-verified replication cases).
+            return Err(SmError::InvalidParameter("Invalid replica region.".into()).into());
         }
         if !seen.insert(r.region.as_str()) {
             return Err(SmError::InvalidParameter(format!(
