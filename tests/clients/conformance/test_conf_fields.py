@@ -159,3 +159,18 @@ def test_delete_response_and_deleted_date(sm):
     assert f["Name"] == n
     with pytest.raises(sm.exceptions.ResourceNotFoundException):
         sm.describe_secret(SecretId=n)
+
+
+def test_each_version_read_is_dated(sm):
+    """recorded AWS response, test_update_secret_version_stages_current_pending_cycle
+    (list_secret_version_ids_res_2): every version that was read carries LastAccessedDate,
+    not only the first read of the day; a version never read has none."""
+    n = name()
+    v1 = sm.create_secret(Name=n, SecretString="1")["VersionId"]
+    v2 = sm.put_secret_value(SecretId=n, SecretString="2", VersionStages=["AWSPENDING"])["VersionId"]
+    v3 = sm.put_secret_value(SecretId=n, SecretString="3", VersionStages=["X"])["VersionId"]
+    sm.get_secret_value(SecretId=n)
+    sm.get_secret_value(SecretId=n, VersionStage="AWSPENDING")
+    dated = {v["VersionId"]: "LastAccessedDate" in v
+             for v in sm.list_secret_version_ids(SecretId=n)["Versions"]}
+    assert dated == {v1: True, v2: True, v3: False}
