@@ -221,8 +221,7 @@ pub enum RotationState {
 pub struct VersionEntry {
     pub id: String,
     pub created: Timestamp,
-    /// Staging labels, kept sorted as AWS lists them (recorded AWS responses,
-    /// update_secret_version_stages_*: `["AWSCURRENT", "AWSPENDING", "PUT1"]`).
+    /// Staging labels in the order they were attached (AWS does not specify an order).
     pub stages: Vec<String>,
     pub last_accessed: Option<Timestamp>,
     /// False for the `AWSPENDING` placeholder that `RotateSecret` creates before `createSecret`.
@@ -625,7 +624,6 @@ impl SecretRecord {
         }
         if let Some(v) = self.version_mut(to) {
             v.stages.push(stage.to_string());
-            v.stages.sort();
         }
         if stage == AWSCURRENT
             && let Some(old) = previous_holder
@@ -861,7 +859,7 @@ mod tests {
             .unwrap();
         r.update_stage(AWSCURRENT, Some(&tok(2)), Some(&tok(1)), T0)
             .unwrap();
-        assert_eq!(stages(&r, &tok(2)), s(&[AWSCURRENT, AWSPENDING]));
+        assert_eq!(stages(&r, &tok(2)), s(&[AWSPENDING, AWSCURRENT]));
         r.put_version(&tok(3), None, T0, |_| true).unwrap();
         assert_eq!(stages(&r, &tok(2)), s(&[AWSPREVIOUS]));
         assert_eq!(stages(&r, &tok(3)), s(&[AWSCURRENT]));
@@ -873,8 +871,7 @@ mod tests {
         let mut r = rec();
         r.put_version(&tok(1), Some(&s(&[AWSPENDING])), T0, |_| true)
             .unwrap();
-        // Labels are listed sorted, as AWS lists them.
-        assert_eq!(stages(&r, &tok(1)), s(&[AWSCURRENT, AWSPENDING]));
+        assert_eq!(stages(&r, &tok(1)), s(&[AWSPENDING, AWSCURRENT]));
     }
 
     #[test]
@@ -948,7 +945,7 @@ mod tests {
         assert!(matches!(e, SmError::InvalidParameter(_)));
         r.update_stage(AWSCURRENT, Some(&tok(2)), Some(&tok(1)), T0)
             .unwrap();
-        assert_eq!(stages(&r, &tok(2)), s(&[AWSCURRENT, AWSPENDING]));
+        assert_eq!(stages(&r, &tok(2)), s(&[AWSPENDING, AWSCURRENT]));
         assert_eq!(stages(&r, &tok(1)), s(&[AWSPREVIOUS]));
         r.update_stage(AWSPENDING, None, Some(&tok(2)), T0).unwrap();
         assert_eq!(stages(&r, &tok(2)), s(&[AWSCURRENT]));
@@ -971,7 +968,7 @@ mod tests {
         assert!(r.update_stage("BLUE", Some(&tok(2)), None, T0).is_err());
         r.update_stage("BLUE", Some(&tok(2)), Some(&tok(1)), T0)
             .unwrap();
-        assert_eq!(stages(&r, &tok(2)), s(&["BLUE", "GREEN"]));
+        assert_eq!(stages(&r, &tok(2)), s(&["GREEN", "BLUE"]));
         // An unattached label can be attached without RemoveFromVersionId.
         r.update_stage("RED", Some(&tok(1)), None, T0).unwrap();
     }

@@ -405,7 +405,7 @@ fn sync_once<B1: Backend, B2: Backend>(
     {
         if !force_overwrite {
             return Err(SmError::ResourceExists(format!(
-                "Replication failed: Secret name {} already exists in this region.",
+                "Replication failed: Secret name {} already exists in region {r_region}.",
                 p.name
             ))
             .into());

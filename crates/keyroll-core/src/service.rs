@@ -763,6 +763,14 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
         req: DeleteSecretRequest,
     ) -> Result<DeleteSecretResponse, SmError> {
         let force = req.force_delete_without_recovery.unwrap_or(false);
+        // The window's range is checked first (AWS's order of checks).
+        if let Some(days) = req.recovery_window_in_days
+            && !(7..=30).contains(&days)
+        {
+            return Err(SmError::InvalidParameter(
+                "The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).".into(),
+            ));
+        }
         if force && req.recovery_window_in_days.is_some() {
             return Err(SmError::InvalidParameter(
                 "You can't use ForceDeleteWithoutRecovery in conjunction with \

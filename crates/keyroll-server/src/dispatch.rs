@@ -511,16 +511,13 @@ async fn write<R: Regions>(
                 )
                 .into());
             }
-            for r in &req.remove_replica_regions {
-                if !rec.replicas.iter().any(|x| &x.region == r) {
-                    return Err(SmError::InvalidParameter(format!(
-                        "The secret is not replicated to region {r}."
-                    ))
-                    .into());
-                }
-            }
+            // Removing a region the secret is not replicated to is a no-op (idempotent).
             let mut last = rec.clone();
-            for r in &req.remove_replica_regions {
+            for r in req
+                .remove_replica_regions
+                .iter()
+                .filter(|r| rec.replicas.iter().any(|x| &x.region == *r))
+            {
                 delete_replica(app.store.region(r)?.as_ref(), &rec.arn)?;
                 last = forget_replica(svc, &rec.arn, r)?;
             }

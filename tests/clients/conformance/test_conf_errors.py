@@ -263,9 +263,14 @@ def test_update_stage_errors(sm):
 # ---- DeleteSecret / RestoreSecret -------------------------------------------------------
 
 def test_delete_errors(sm):
-    """AWS API reference, DeleteSecret: RecoveryWindowInDays 7-30, not with
-    ForceDeleteWithoutRecovery; an already deleted secret is InvalidRequestException."""
+    """AWS API reference, DeleteSecret: RecoveryWindowInDays 7-30 (checked first, even with
+    ForceDeleteWithoutRecovery), not with ForceDeleteWithoutRecovery; an already deleted
+    secret is InvalidRequestException."""
     n, _ = new(sm)
+    fails(lambda: sm.delete_secret(SecretId=n, RecoveryWindowInDays=1,
+                                   ForceDeleteWithoutRecovery=True),
+          "InvalidParameterException",
+          "The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).")
     fails(lambda: sm.delete_secret(SecretId=n, RecoveryWindowInDays=6),
           "InvalidParameterException",
           "The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).")
@@ -460,8 +465,9 @@ def test_replication(server, sm):
         fails(call, "InvalidParameterException", REPLICA)
     msg = fails(lambda: sm.delete_secret(SecretId=n), "InvalidParameterException")
     assert c["ARN"] in msg
-    fails(lambda: sm.remove_regions_from_replication(SecretId=n, RemoveReplicaRegions=["ap-south-1"]),
-          "InvalidParameterException")
+    # Removing a region that is not a replica is a no-op (idempotent).
+    kept = sm.remove_regions_from_replication(SecretId=n, RemoveReplicaRegions=["ap-south-1"])
+    assert [r["Region"] for r in kept["ReplicationStatus"]] == ["eu-west-1"]
     eu.stop_replication_to_replica(SecretId=n)
     assert "PrimaryRegion" not in eu.describe_secret(SecretId=n) or \
         eu.describe_secret(SecretId=n)["PrimaryRegion"] == "eu-west-1"
