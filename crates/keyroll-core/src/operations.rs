@@ -225,6 +225,8 @@ impl<B: Backend> SecretsService<B> {
         secret_id: &str,
     ) -> Result<GetResourcePolicyResponse, SmError> {
         let rec = self.find(secret_id)?;
+        // A replica's policy is the primary's business (AWS's replica guard).
+        reject_replica(&rec)?;
         Ok(GetResourcePolicyResponse {
             arn: rec.arn.clone(),
             name: rec.name.clone(),

@@ -461,7 +461,10 @@ def test_replication(server, sm):
     for call in (lambda: eu.put_secret_value(SecretId=n, SecretString="x"),
                  lambda: eu.update_secret(SecretId=n, Description="x"),
                  lambda: eu.tag_resource(SecretId=n, Tags=[{"Key": "k", "Value": "v"}]),
-                 lambda: eu.delete_secret(SecretId=n)):
+                 lambda: eu.delete_secret(SecretId=n),
+                 lambda: eu.put_resource_policy(SecretId=n, ResourcePolicy=ACCOUNT_ONLY),
+                 lambda: eu.get_resource_policy(SecretId=n),
+                 lambda: eu.delete_resource_policy(SecretId=n)):
         fails(call, "InvalidParameterException", REPLICA)
     msg = fails(lambda: sm.delete_secret(SecretId=n), "InvalidParameterException")
     assert c["ARN"] in msg
