@@ -104,6 +104,8 @@ impl GetSecretValueResponse {
 
 wire! {
     pub struct Filter {
+        /// Empty when the caller left it out (AWS answers `Invalid filter key`).
+        #[serde(default)]
         pub key: String,
         #[serde(default)]
         pub values: Vec<String>,
@@ -489,9 +491,18 @@ impl GetRandomPasswordRequest {
         let length = match self.password_length {
             None => d.length,
             Some(n) if (1..=crate::password::MAX_LENGTH as i64).contains(&n) => n as u32,
+            // The model's bounds (botocore model: PasswordLength 1-4096), answered as AWS
+            // answers a constraint: ValidationException.
+            Some(n) if n < 1 => {
+                return Err(crate::error::SmError::Validation(format!(
+                    "1 validation error detected: Value '{n}' at 'passwordLength' failed to \
+                     satisfy constraint: Member must have value greater than or equal to 1"
+                )));
+            }
             Some(n) => {
-                return Err(crate::error::SmError::InvalidParameter(format!(
-                    "PasswordLength must be between 1 and {} (got {n}).",
+                return Err(crate::error::SmError::Validation(format!(
+                    "1 validation error detected: Value '{n}' at 'passwordLength' failed to \
+                     satisfy constraint: Member must have value less than or equal to {}",
                     crate::password::MAX_LENGTH
                 )));
             }
@@ -623,7 +634,8 @@ pub fn describe(rec: &SecretRecord) -> DescribeSecretResponse {
     DescribeSecretResponse {
         arn: rec.arn.clone(),
         name: rec.name.clone(),
-        description: rec.description.clone(),
+        // AWS does not return an empty description (recorded AWS responses).
+        description: rec.description.clone().filter(|d| !d.is_empty()),
         kms_key_id: rec.kms_key_id.clone(),
         rotation_enabled: rotation_configured.then_some(rec.rotation.enabled),
         rotation_lambda_arn: rec.rotation.lambda_arn.clone(),
@@ -633,8 +645,10 @@ pub fn describe(rec: &SecretRecord) -> DescribeSecretResponse {
         last_accessed_date: rec.last_accessed,
         deleted_date: rec.deleted_date,
         next_rotation_date: rec.rotation.enabled.then_some(rec.next_rotation).flatten(),
-        tags: opt_vec(&rec.tags),
-        version_ids_to_stages: Some(rec.version_ids_to_stages()),
+        tags: (rec.tagged || !rec.tags.is_empty()).then(|| rec.tags.clone()),
+        // Omitted for a secret without versions (recorded AWS responses,
+        // create_secret_version_from_empty_secret, secret_tags).
+        version_ids_to_stages: Some(rec.version_ids_to_stages()).filter(|m| !m.is_empty()),
         owning_service: rec.owning_service.clone(),
         created_date: rec.created,
         primary_region: rec.primary_region.clone(),
@@ -667,14 +681,24 @@ pub fn list_entry(rec: &SecretRecord) -> SecretListEntry {
     }
 }
 
-/// A `ListSecretVersionIds` entry.
-pub fn version_entry(v: &VersionEntry) -> SecretVersionsListEntry {
+/// What AWS names the default encryption key in `KmsKeyIds` (recorded AWS responses,
+/// deprecated_secret_version_stage).
+pub const DEFAULT_KMS_KEY_NAME: &str = "DefaultEncryptionKey";
+
+/// A `ListSecretVersionIds` entry of a version of `rec`: a version without labels has no
+/// `VersionStages` key, and `KmsKeyIds` names the secret's key (recorded AWS responses,
+/// deprecated_secret_version_stage).
+pub fn version_entry(rec: &SecretRecord, v: &VersionEntry) -> SecretVersionsListEntry {
     SecretVersionsListEntry {
         version_id: v.id.clone(),
-        version_stages: Some(v.stages.clone()),
+        version_stages: opt_vec(&v.stages),
         last_accessed_date: v.last_accessed,
         created_date: v.created,
-        kms_key_ids: None,
+        kms_key_ids: Some(vec![
+            rec.kms_key_id
+                .clone()
+                .unwrap_or_else(|| DEFAULT_KMS_KEY_NAME.to_string()),
+        ]),
     }
 }
 

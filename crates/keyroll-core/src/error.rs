@@ -44,6 +44,11 @@ pub enum SmError {
     #[error("{0}")]
     #[serde(rename = "InternalServiceError")]
     InternalServiceError(String),
+    /// A request that breaks the service model's constraints (lengths, patterns, enums),
+    /// answered in AWS's `1 validation error detected: …` form where AWS uses it.
+    #[error("{0}")]
+    #[serde(rename = "ValidationException")]
+    Validation(String),
 }
 
 impl SmError {
@@ -62,6 +67,7 @@ impl SmError {
             SmError::EncryptionFailure(_) => "EncryptionFailure",
             SmError::InvalidNextToken(_) => "InvalidNextTokenException",
             SmError::InternalServiceError(_) => "InternalServiceError",
+            SmError::Validation(_) => "ValidationException",
         }
     }
 
@@ -78,7 +84,8 @@ impl SmError {
             | SmError::DecryptionFailure(m)
             | SmError::EncryptionFailure(m)
             | SmError::InvalidNextToken(m)
-            | SmError::InternalServiceError(m) => m,
+            | SmError::InternalServiceError(m)
+            | SmError::Validation(m) => m,
         }
     }
 
@@ -98,6 +105,7 @@ impl SmError {
             "DecryptionFailure" => SmError::DecryptionFailure(m),
             "EncryptionFailure" => SmError::EncryptionFailure(m),
             "InvalidNextTokenException" => SmError::InvalidNextToken(m),
+            "ValidationException" => SmError::Validation(m),
             _ => SmError::InternalServiceError(format!("{t}: {m}")),
         }
     }
@@ -130,6 +138,30 @@ impl SmError {
     pub fn version_exists() -> Self {
         SmError::ResourceExists(
             "You can't modify an existing version, you can only create a new version.".into(),
+        )
+    }
+    /// AWS's answer to a secret name (or a `SecretId` that is not an ARN) with a character
+    /// outside letters, digits and `/_+=.@-`.
+    pub fn invalid_name() -> Self {
+        SmError::Validation(
+            "Invalid name. Must be a valid name containing alphanumeric characters, or any of \
+             the following: -/_+=.@!"
+                .into(),
+        )
+    }
+    /// A `ClientRequestToken` already naming a version with another value.
+    pub fn token_in_use(token: &str, arn: &str) -> Self {
+        SmError::ResourceExists(format!(
+            "You can't use ClientRequestToken {token} because that value is already in use for \
+             a version of secret {arn}."
+        ))
+    }
+    /// A write on a replica (AWS: `InvalidParameterException`).
+    pub fn replica_write() -> Self {
+        SmError::InvalidParameter(
+            "Operation not permitted on a replica secret. Call must be made in primary secret's \
+             region."
+                .into(),
         )
     }
     pub fn secret_exists(name: &str) -> Self {

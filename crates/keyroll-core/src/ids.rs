@@ -10,21 +10,17 @@ pub const ARN_SUFFIX_LEN: usize = 6;
 
 const SUFFIX_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
-/// Checks a secret name: 1–512 characters from `A-Z a-z 0-9 / _ + = . @ -`.
+/// Checks a secret name: 1–512 characters from `A-Z a-z 0-9 / _ + = . @ -`. AWS answers a
+/// bad character with `ValidationException` (recorded AWS responses, invalid secret names).
 pub fn validate_name(name: &str) -> Result<(), SmError> {
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(SmError::InvalidParameter(format!(
-            "Invalid name. Must be a valid name containing alphanumeric characters, or any of \
-             the following: -/_+=.@! The name must be 1 to {MAX_NAME_LEN} characters long \
-             (got {}).",
-            name.len()
+    if name.len() > MAX_NAME_LEN {
+        return Err(SmError::Validation(format!(
+            "1 validation error detected: Value at 'name' failed to satisfy constraint: Member \
+             must have length less than or equal to {MAX_NAME_LEN}"
         )));
     }
-    if let Some(c) = name.chars().find(|c| !is_name_char(*c)) {
-        return Err(SmError::InvalidParameter(format!(
-            "Invalid name. Must be a valid name containing alphanumeric characters, or any of \
-             the following: -/_+=.@! The character {c:?} is not allowed."
-        )));
+    if name.is_empty() || !name.chars().all(is_name_char) {
+        return Err(SmError::invalid_name());
     }
     Ok(())
 }
@@ -37,9 +33,9 @@ fn is_name_char(c: char) -> bool {
 pub fn validate_token(token: &str) -> Result<(), SmError> {
     let n = token.chars().count();
     if !(32..=64).contains(&n) {
-        return Err(SmError::InvalidParameter(format!(
-            "ClientRequestToken must be 32-64 characters long (got {n})."
-        )));
+        return Err(SmError::InvalidParameter(
+            "ClientRequestToken must be 32-64 characters long.".into(),
+        ));
     }
     if token.chars().any(|c| c.is_control()) {
         return Err(SmError::InvalidParameter(
@@ -158,9 +154,16 @@ impl SecretRef {
             };
         }
         if id.len() > 2048 {
-            return Err(SmError::InvalidParameter(
-                "SecretId must be at most 2048 characters.".into(),
+            return Err(SmError::Validation(
+                "1 validation error detected: Value at 'secretId' failed to satisfy constraint: \
+                 Member must have length less than or equal to 2048"
+                    .into(),
             ));
+        }
+        // A SecretId that is not an ARN is a name, and AWS refuses one no secret could have
+        // with the same error as CreateSecret (recorded AWS responses, invalid secret names).
+        if !id.chars().all(is_name_char) {
+            return Err(SmError::invalid_name());
         }
         Ok(SecretRef::Name(id.to_string()))
     }
@@ -214,6 +217,14 @@ mod tests {
         assert!(validate_name("has space").is_err());
         assert!(validate_name("colon:").is_err());
         assert!(validate_name("ünicode").is_err());
+        assert_eq!(
+            validate_name("Inv Name").unwrap_err().aws_type(),
+            "ValidationException"
+        );
+        assert_eq!(
+            SecretRef::parse(" Inv*Name? ").unwrap_err(),
+            SmError::invalid_name()
+        );
     }
 
     #[test]

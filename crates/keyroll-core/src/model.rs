@@ -221,7 +221,7 @@ pub enum RotationState {
 pub struct VersionEntry {
     pub id: String,
     pub created: Timestamp,
-    /// Staging labels in the order they were attached.
+    /// Staging labels in the order they were attached (AWS does not specify an order).
     pub stages: Vec<String>,
     pub last_accessed: Option<Timestamp>,
     /// False for the `AWSPENDING` placeholder that `RotateSecret` creates before `createSecret`.
@@ -260,6 +260,11 @@ pub struct SecretRecord {
     pub description: Option<String>,
     pub kms_key_id: Option<String>,
     pub tags: Vec<Tag>,
+    /// Whether the secret has ever had tags: AWS then shows `Tags: []` after the last is
+    /// removed, and omits `Tags` on a secret never tagged (recorded AWS responses,
+    /// secret_tags).
+    #[serde(default)]
+    pub tagged: bool,
     pub created: Timestamp,
     pub last_changed: Option<Timestamp>,
     pub last_accessed: Option<Timestamp>,
@@ -302,6 +307,7 @@ impl SecretRecord {
             description: None,
             kms_key_id: None,
             tags: Vec::new(),
+            tagged: false,
             created: now,
             last_changed: Some(now),
             last_accessed: None,
@@ -449,7 +455,7 @@ impl SecretRecord {
                     removed_versions: Vec::new(),
                 })
             } else {
-                Err(SmError::version_exists())
+                Err(SmError::token_in_use(token, &self.arn))
             };
         }
         if self.current().is_none() && !wanted.iter().any(|s| s == AWSCURRENT) {
@@ -471,6 +477,15 @@ impl SecretRecord {
             self.attach(s, token);
         }
         if wanted.iter().any(|s| s == AWSCURRENT) {
+            // A value put as AWSCURRENT ends a rotation: the version it replaces keeps only
+            // AWSPREVIOUS of the two (recorded AWS responses,
+            // update_secret_version_stages_current_pending).
+            if let Some(old) = self.current().map(|v| v.id.clone())
+                && old != token
+                && !wanted.iter().any(|s| s == AWSPENDING)
+            {
+                self.detach(AWSPENDING, &old);
+            }
             self.attach(AWSCURRENT, token);
         }
         self.last_changed = Some(now);
@@ -663,6 +678,7 @@ impl SecretRecord {
     /// `TagResource`: adds tags, replacing the value of keys already present.
     pub fn tag(&mut self, tags: &[Tag]) -> Result<(), SmError> {
         validate_tags(tags)?;
+        self.tagged = true;
         for t in tags {
             match self.tags.iter_mut().find(|x| x.key == t.key) {
                 Some(x) => x.value = t.value.clone(),
@@ -835,6 +851,22 @@ mod tests {
     }
 
     #[test]
+    fn a_put_as_current_ends_the_pending_label_on_the_version_it_replaces() {
+        // Recorded AWS responses, update_secret_version_stages_current_pending.
+        let mut r = rec();
+        r.put_version(&tok(1), None, T0, |_| true).unwrap();
+        r.put_version(&tok(2), Some(&s(&[AWSPENDING])), T0, |_| true)
+            .unwrap();
+        r.update_stage(AWSCURRENT, Some(&tok(2)), Some(&tok(1)), T0)
+            .unwrap();
+        assert_eq!(stages(&r, &tok(2)), s(&[AWSPENDING, AWSCURRENT]));
+        r.put_version(&tok(3), None, T0, |_| true).unwrap();
+        assert_eq!(stages(&r, &tok(2)), s(&[AWSPREVIOUS]));
+        assert_eq!(stages(&r, &tok(3)), s(&[AWSCURRENT]));
+        assert!(stages(&r, &tok(1)).is_empty());
+    }
+
+    #[test]
     fn first_version_is_current_even_when_put_as_pending() {
         let mut r = rec();
         r.put_version(&tok(1), Some(&s(&[AWSPENDING])), T0, |_| true)
@@ -873,7 +905,7 @@ mod tests {
         assert!(!o.changed);
         assert_eq!(
             r.put_version(&tok(1), None, T0, |_| false),
-            Err(SmError::version_exists())
+            Err(SmError::token_in_use(&tok(1), &r.arn))
         );
     }
 

@@ -46,9 +46,18 @@ impl<B: Backend> SecretsService<B> {
                 ));
             }
             (Some(list), None) => {
-                if req.max_results.is_some() || req.next_token.is_some() {
+                if req.max_results.is_some() {
                     return Err(SmError::InvalidParameter(
-                        "'MaxResults' and 'NextToken' can only be used with 'Filters'.".into(),
+                        "'Filters' not specified. 'Filters' must also be specified when \
+                         'MaxResults' is provided."
+                            .into(),
+                    ));
+                }
+                if req.next_token.is_some() {
+                    return Err(SmError::InvalidParameter(
+                        "'Filters' not specified. 'Filters' must also be specified when \
+                         'NextToken' is provided."
+                            .into(),
                     ));
                 }
                 if list.is_empty() || list.len() > BATCH_MAX as usize {
@@ -182,6 +191,10 @@ impl<B: Backend> SecretsService<B> {
 
     /// `PutResourcePolicy`.
     pub fn put_resource_policy(&self, req: &PutResourcePolicyRequest) -> Result<ArnName, SmError> {
+        // An unknown secret is reported before a malformed policy (AWS's order of checks).
+        let rec = self.find(&req.secret_id)?;
+        rec.ensure_not_deleted()?;
+        reject_replica(&rec)?;
         let report = check_policy(&req.resource_policy)?;
         if let Some(e) = report.first() {
             return Err(SmError::MalformedPolicyDocument(format!(
@@ -212,6 +225,8 @@ impl<B: Backend> SecretsService<B> {
         secret_id: &str,
     ) -> Result<GetResourcePolicyResponse, SmError> {
         let rec = self.find(secret_id)?;
+        // A replica's policy is the primary's business (AWS's replica guard).
+        reject_replica(&rec)?;
         Ok(GetResourcePolicyResponse {
             arn: rec.arn.clone(),
             name: rec.name.clone(),
@@ -392,7 +407,7 @@ fn sync_once<B1: Backend, B2: Backend>(
     {
         if !force_overwrite {
             return Err(SmError::ResourceExists(format!(
-                "Replication failed: Secret name {} already exists in this region.",
+                "Replication failed: Secret name {} already exists in region {r_region}.",
                 p.name
             ))
             .into());

@@ -138,9 +138,11 @@ impl<B: Backend> SecretsService<B> {
         let version_id = v.id.clone();
         let version_stages = v.stages.clone();
         let created_date = v.created;
-        // LastAccessedDate has day precision: write at most once a day per secret.
+        // LastAccessedDate has day precision: write at most once a day per version read (AWS
+        // dates each version that was read: recorded AWS responses,
+        // update_secret_version_stages_current_pending_cycle).
         let today = self.backend.now().floor_day();
-        if rec.last_accessed != Some(today) {
+        if rec.last_accessed != Some(today) || v.last_accessed != Some(today) {
             let r = self.mutate(&rec.arn, |r, _| {
                 r.last_accessed = Some(today);
                 if let Some(v) = r.versions.iter_mut().find(|x| x.id == version_id) {
@@ -231,10 +233,11 @@ impl<B: Backend> SecretsService<B> {
     }
 
     fn require_token(token: Option<&str>) -> Result<&str, SmError> {
+        // AWS's wording (recorded AWS responses, no_client_request_token); SDKs and the aws
+        // CLI generate a token, raw requests must send one.
         let t = token.ok_or_else(|| {
             SmError::InvalidRequest(
-                "ClientRequestToken is required. AWS SDKs and the aws CLI generate one for you; \
-                 a raw request must send a unique 32-64 character token (a UUID)."
+                "You must provide a ClientRequestToken value. We recommend a UUID-type value."
                     .into(),
             )
         })?;
@@ -285,6 +288,7 @@ impl<B: Backend> SecretsService<B> {
 
 // ---- filters and pagination ------------------------------------------------------------------
 
+/// `ListSecrets` filter keys, in the botocore model's order (`FilterNameStringType`).
 const FILTER_KEYS: [&str; 7] = [
     "description",
     "name",
@@ -295,31 +299,56 @@ const FILTER_KEYS: [&str; 7] = [
     "all",
 ];
 
+/// Most values of one filter (botocore model: `FilterValuesStringList` max 10).
+const MAX_FILTER_VALUES: usize = 10;
+
+/// AWS's checks of `Filters`, in AWS's order and wording: a missing key is
+/// `InvalidParameterException` `Invalid filter key`; a key outside the enum a
+/// `ValidationException`; missing values `Invalid filter values for key: KEY`; more than 10
+/// values, or a value outside the model's pattern, a `ValidationException`. Several filters
+/// with the same key are allowed (they combine with AND).
 pub fn validate_filters(filters: &[Filter]) -> Result<(), SmError> {
-    for f in filters {
+    for (i, f) in filters.iter().enumerate() {
+        let n = i + 1;
+        if f.key.is_empty() {
+            return Err(SmError::InvalidParameter("Invalid filter key".into()));
+        }
         if !FILTER_KEYS.contains(&f.key.as_str()) {
-            return Err(SmError::InvalidParameter(format!(
-                "Invalid filter key {}; use one of {}.",
+            return Err(SmError::Validation(format!(
+                "1 validation error detected: Value '{}' at 'filters.{n}.member.key' failed to \
+                 satisfy constraint: Member must satisfy enum value set: [{}]",
                 f.key,
                 FILTER_KEYS.join(", ")
             )));
         }
-        if f.values.is_empty() || f.values.len() > 10 {
+        if f.values.is_empty() {
             return Err(SmError::InvalidParameter(format!(
-                "Filter {} must have 1 to 10 values.",
+                "Invalid filter values for key: {}",
                 f.key
             )));
         }
+        if f.values.len() > MAX_FILTER_VALUES {
+            return Err(SmError::Validation(format!(
+                "1 validation error detected: Value '[{}]' at 'filters.{n}.member.values' failed \
+                 to satisfy constraint: Member must have length less than or equal to \
+                 {MAX_FILTER_VALUES}",
+                f.values.join(", ")
+            )));
+        }
         for v in &f.values {
-            if v.len() > 512
-                || !v
-                    .trim_start_matches('!')
+            let body = v.strip_prefix('!').unwrap_or(v);
+            let ok = v.len() <= 512
+                && body
                     .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || " :_@/+=.-!".contains(c))
-            {
-                return Err(SmError::InvalidParameter(format!(
-                    "Invalid filter value {v:?}: use letters, digits, spaces and :_@/+=.-! \
-                     (at most 512 characters)."
+                    .all(|c| c.is_ascii_alphanumeric() || " :_@/+=.-!".contains(c));
+            if !ok {
+                return Err(SmError::Validation(format!(
+                    "1 validation error detected: Value '[{}]' at 'filters.{n}.member.values' \
+                     failed to satisfy constraint: Member must satisfy constraint: [Member must \
+                     have length less than or equal to 512, Member must have length greater \
+                     than or equal to 0, Member must satisfy regular expression pattern: \
+                     ^\\!?[a-zA-Z0-9 :_@\\/\\+\\=\\.\\-\\!]*$]",
+                    f.values.join(", ")
                 )));
             }
         }
@@ -327,48 +356,119 @@ pub fn validate_filters(filters: &[Filter]) -> Result<(), SmError> {
     Ok(())
 }
 
-/// One filter: values are alternatives (OR); a value starting with `!` excludes matches.
+/// One filter: its values are alternatives (OR). A value `!X` is met by a field that does
+/// not match `X`. How a field matches depends on the key:
+/// - `name`, `tag-key`, `tag-value`, `primary-region`: prefix of the whole field, case
+///   sensitive;
+/// - `description`, `owning-service`, `all`: every word of the value starts a word of one
+///   field, ignoring case; `all` looks at the name, the description, tag keys and values.
+///
+/// Words: see [`split_words`].
 pub fn filter_matches(f: &Filter, r: &SecretRecord) -> bool {
-    let (neg, pos): (Vec<&String>, Vec<&String>) =
-        f.values.iter().partition(|v| v.starts_with('!'));
-    let hit = |v: &str| field_matches(&f.key, v, r);
-    if neg.iter().any(|v| hit(&v[1..])) {
-        return false;
-    }
-    pos.is_empty() || pos.iter().any(|v| hit(v))
+    let fields: Vec<&str> = match f.key.as_str() {
+        "name" => vec![r.name.as_str()],
+        "description" => r.description.as_deref().into_iter().collect(),
+        "tag-key" => r.tags.iter().map(|t| t.key.as_str()).collect(),
+        "tag-value" => r.tags.iter().map(|t| t.value.as_str()).collect(),
+        "primary-region" => r.primary_region.as_deref().into_iter().collect(),
+        "owning-service" => r.owning_service.as_deref().into_iter().collect(),
+        "all" => {
+            let mut v = vec![r.name.as_str()];
+            v.extend(r.description.as_deref());
+            v.extend(r.tags.iter().map(|t| t.key.as_str()));
+            v.extend(r.tags.iter().map(|t| t.value.as_str()));
+            v
+        }
+        _ => return false,
+    };
+    let by_words = matches!(f.key.as_str(), "description" | "owning-service" | "all");
+    let hit = |pattern: &str, field: &str| {
+        if by_words {
+            words_match(pattern, field)
+        } else {
+            field.starts_with(pattern)
+        }
+    };
+    f.values.iter().any(|v| match v.strip_prefix('!') {
+        Some(neg) => fields.iter().any(|field| !hit(neg, field)),
+        None => fields.iter().any(|field| hit(v, field)),
+    })
 }
 
-fn field_matches(key: &str, value: &str, r: &SecretRecord) -> bool {
-    let prefix_ci = |field: &str| field.to_lowercase().starts_with(&value.to_lowercase());
-    match key {
-        "name" => r.name.starts_with(value),
-        "description" => r.description.as_deref().is_some_and(prefix_ci),
-        "tag-key" => r.tags.iter().any(|t| t.key.starts_with(value)),
-        "tag-value" => r.tags.iter().any(|t| t.value.starts_with(value)),
-        "primary-region" => r
-            .primary_region
-            .as_deref()
-            .is_some_and(|p| p.starts_with(value)),
-        "owning-service" => r
-            .owning_service
-            .as_deref()
-            .is_some_and(|o| o.starts_with(value)),
-        "all" => value.split_whitespace().all(|word| {
-            let w = word.to_lowercase();
-            let pre = |s: &str| {
-                s.to_lowercase()
-                    .split(|c: char| !c.is_alphanumeric())
-                    .any(|t| t.starts_with(&w))
-                    || s.to_lowercase().starts_with(&w)
-            };
-            pre(&r.name)
-                || r.description.as_deref().is_some_and(pre)
-                || r.tags.iter().any(|t| pre(&t.key) || pre(&t.value))
-                || r.primary_region.as_deref().is_some_and(pre)
-                || r.owning_service.as_deref().is_some_and(pre)
-        }),
-        _ => false,
+/// Every word of `pattern` starts some word of `field`, ignoring case; a pattern without
+/// words (`+`, `/`) matches nothing.
+fn words_match(pattern: &str, field: &str) -> bool {
+    let wanted = split_words(pattern);
+    if wanted.is_empty() {
+        return false;
     }
+    let have: Vec<String> = split_words(field)
+        .iter()
+        .map(|w| w.to_lowercase())
+        .collect();
+    wanted.iter().all(|w| {
+        let w = w.to_lowercase();
+        have.iter().any(|h| h.starts_with(&w))
+    })
+}
+
+const WORD_SEPARATORS: [char; 7] = ['/', '-', '_', '+', '=', '.', '@'];
+
+/// How `ListSecrets` cuts text into words (AWS's behaviour as recorded by the emulator
+/// suites' AWS-verified cases): a text made of a single separator has no words; a text with
+/// one kind of separator (`/ - _ + = . @`) is cut there, one with two kinds is one word;
+/// each part is then cut where a capital (or any non-lower-case character) starts a run of
+/// lower-case letters, and at spaces: `prod/AppBeta` is `prod`, `App`, `Beta`;
+/// `COMPANYthings` is `COMPAN`, `Ythings`.
+pub fn split_words(s: &str) -> Vec<String> {
+    if s.chars().count() == 1 && s.starts_with(WORD_SEPARATORS) {
+        return Vec::new();
+    }
+    let kinds: Vec<char> = WORD_SEPARATORS
+        .iter()
+        .copied()
+        .filter(|c| s.contains(*c))
+        .collect();
+    match kinds.as_slice() {
+        [] => split_case(s),
+        [one] => s.split(*one).flat_map(split_case).collect(),
+        _ => vec![s.to_string()],
+    }
+}
+
+/// Cuts before every character that is not a lower-case ASCII letter and is followed by
+/// one; the text between such words is a word too. Words are trimmed; empty ones dropped.
+fn split_case(s: &str) -> Vec<String> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = Vec::new();
+    let mut between = String::new();
+    let mut i = 0;
+    let push = |w: &str, out: &mut Vec<String>| {
+        let t = w.trim();
+        if !t.is_empty() {
+            out.push(t.to_string());
+        }
+    };
+    while i < chars.len() {
+        let starts_word = !chars[i].is_ascii_lowercase()
+            && chars.get(i + 1).is_some_and(|c| c.is_ascii_lowercase());
+        if starts_word {
+            push(&between, &mut out);
+            between.clear();
+            let mut j = i + 1;
+            while j < chars.len() && chars[j].is_ascii_lowercase() {
+                j += 1;
+            }
+            let word: String = chars[i..j].iter().collect();
+            push(&word, &mut out);
+            i = j;
+        } else {
+            between.push(chars[i]);
+            i += 1;
+        }
+    }
+    push(&between, &mut out);
+    out
 }
 
 /// `NextToken`s are opaque to callers: base64 of the offset into the listing.
@@ -462,16 +562,21 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
             } else {
                 // A retried CreateSecret (same token, same value) succeeds again.
                 if let (Some(t), Some(v)) = (&token, &value)
-                    && existing.versions.len() == 1
                     && existing.version(t).is_some()
-                    && Self::same_value(&self.backend, &existing, t, v)
                 {
-                    return Ok(CreateSecretResponse {
-                        arn: existing.arn.clone(),
-                        name: existing.name.clone(),
-                        version_id: Some(t.clone()),
-                        replication_status: None,
-                    });
+                    if existing.versions.len() == 1
+                        && Self::same_value(&self.backend, &existing, t, v)
+                    {
+                        return Ok(CreateSecretResponse {
+                            arn: existing.arn.clone(),
+                            name: existing.name.clone(),
+                            version_id: Some(t.clone()),
+                            replication_status: None,
+                        });
+                    }
+                    // AWS names the token and the secret (AWS API reference, CreateSecret
+                    // ClientRequestToken).
+                    return Err(SmError::token_in_use(t, &existing.arn));
                 }
                 return Err(SmError::secret_exists(&req.name));
             }
@@ -484,6 +589,7 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
         let mut rec = SecretRecord::new(arn, req.name.clone(), now);
         rec.description = req.description.clone();
         rec.kms_key_id = req.kms_key_id.clone();
+        rec.tagged = !tags.is_empty();
         rec.tags = tags;
         if let Some(t) = &token {
             rec.put_version(t, None, now, |_| false)?;
@@ -523,7 +629,8 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
         let token = Self::require_token(req.client_request_token.as_deref())?.to_string();
         let value =
             SecretValue::from_parts(req.secret_string, req.secret_binary)?.ok_or_else(|| {
-                SmError::InvalidParameter(
+                // AWS answers InvalidRequestException (botocore model, PutSecretValue errors).
+                SmError::InvalidRequest(
                     "You must provide either SecretString or SecretBinary.".into(),
                 )
             })?;
@@ -651,7 +758,7 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
             .versions
             .iter()
             .filter(|v| include_deprecated || !v.is_deprecated())
-            .map(version_entry)
+            .map(|v| version_entry(&rec, v))
             .collect();
         let (versions, next_token) =
             paginate(versions, req.next_token.as_deref(), req.max_results, 100)?;
@@ -668,6 +775,14 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
         req: DeleteSecretRequest,
     ) -> Result<DeleteSecretResponse, SmError> {
         let force = req.force_delete_without_recovery.unwrap_or(false);
+        // The window's range is checked first (AWS's order of checks).
+        if let Some(days) = req.recovery_window_in_days
+            && !(7..=30).contains(&days)
+        {
+            return Err(SmError::InvalidParameter(
+                "The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).".into(),
+            ));
+        }
         if force && req.recovery_window_in_days.is_some() {
             return Err(SmError::InvalidParameter(
                 "You can't use ForceDeleteWithoutRecovery in conjunction with \
@@ -701,10 +816,9 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
             Err(e) => return Err(e),
         };
         if !rec.replicas.is_empty() {
-            return Err(SmError::InvalidRequest(format!(
-                "You can't delete secret {} that still has replica regions [{}]; remove them \
-                 with RemoveRegionsFromReplication first.",
-                rec.name,
+            return Err(SmError::InvalidParameter(format!(
+                "You can't delete secret {} that still has replica regions [{}]",
+                rec.arn,
                 rec.replicas
                     .iter()
                     .map(|r| r.region.as_str())
@@ -780,15 +894,11 @@ fn count_as_rotation(rec: &mut SecretRecord, now: Timestamp) -> Result<(), SmErr
     Ok(())
 }
 
-/// The replica guard, for every write whichever driver makes it: one error code
-/// (`InvalidRequestException`) and one message.
+/// The replica guard, for every write whichever driver makes it: AWS's one error code
+/// (`InvalidParameterException`) and message.
 pub(crate) fn reject_replica(rec: &SecretRecord) -> Result<(), SmError> {
     if rec.is_replica() {
-        return Err(SmError::InvalidRequest(
-            "Operation not permitted on a replica secret. Call must be made in primary secret's \
-             region."
-                .into(),
-        ));
+        return Err(SmError::replica_write());
     }
     Ok(())
 }
@@ -923,5 +1033,112 @@ impl<B: Backend> RotationStore for SecretsService<B> {
 
     fn now(&self) -> Timestamp {
         self.backend.now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Tag;
+
+    fn words(s: &str) -> Vec<String> {
+        split_words(s)
+    }
+
+    #[test]
+    fn words_split_at_one_kind_of_separator_and_at_case_changes() {
+        assert_eq!(words("test"), ["test"]);
+        assert_eq!(words("my test"), ["my", "test"]);
+        assert_eq!(words("Mytest"), ["Mytest"]);
+        assert_eq!(words("MyTestPhrase"), ["My", "Test", "Phrase"]);
+        assert_eq!(words("myTest"), ["my", "Test"]);
+        assert_eq!(words("my/test"), ["my", "test"]);
+        assert_eq!(words("prod/AppBeta/x1"), ["prod", "App", "Beta", "x1"]);
+        assert_eq!(words("uat/COMPANYthings"), ["uat", "COMPAN", "Ythings"]);
+        assert_eq!(words("prod-AppBeta/x"), ["prod-AppBeta/x"]);
+        assert!(words("+").is_empty());
+    }
+
+    fn rec(name: &str, description: Option<&str>, tags: &[(&str, &str)]) -> SecretRecord {
+        let mut r = SecretRecord::new(format!("arn:{name}"), name.into(), Timestamp(0));
+        r.description = description.map(str::to_string);
+        r.tags = tags.iter().map(|(k, v)| Tag::new(*k, *v)).collect();
+        r
+    }
+
+    fn f(key: &str, values: &[&str]) -> Filter {
+        Filter {
+            key: key.into(),
+            values: values.iter().map(|v| v.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn filters_match_like_aws() {
+        let one = rec("testing1/one", Some("a secret"), &[("right", "wrong")]);
+        let two = rec("/testing2/two", Some("an secret"), &[]);
+        let three = rec("testing3/three", Some("asecret"), &[]);
+        let four = rec("/testing4/four", Some("thesecret"), &[]);
+        let all = [&one, &two, &three, &four];
+        let names = |flt: &Filter| -> Vec<&str> {
+            all.iter()
+                .filter(|r| filter_matches(flt, r))
+                .map(|r| r.name.as_str())
+                .collect()
+        };
+        assert_eq!(
+            names(&f("name", &["/"])),
+            ["/testing2/two", "/testing4/four"]
+        );
+        assert_eq!(
+            names(&f("name", &["!/"])),
+            ["testing1/one", "testing3/three"]
+        );
+        assert!(names(&f("name", &["testing1 one"])).is_empty());
+        assert_eq!(names(&f("description", &["a"])).len(), 3);
+        assert_eq!(names(&f("description", &["!a"])), ["/testing4/four"]);
+        assert_eq!(
+            names(&f("description", &["a secret"])),
+            ["testing1/one", "/testing2/two"]
+        );
+        assert_eq!(names(&f("description", &["!c"])).len(), 4);
+        assert_eq!(names(&f("all", &["Secret"])).len(), 2);
+        assert_eq!(names(&f("all", &["TESTING3"])), ["testing3/three"]);
+        assert_eq!(names(&f("tag-key", &["rig"])), ["testing1/one"]);
+        assert!(names(&f("tag-key", &["Rig"])).is_empty());
+        assert_eq!(names(&f("tag-value", &["wrong"])), ["testing1/one"]);
+    }
+
+    #[test]
+    fn filter_validation_answers_aws_errors() {
+        let e = validate_filters(&[f("", &["x"])]).unwrap_err();
+        assert_eq!(e, SmError::InvalidParameter("Invalid filter key".into()));
+        let e = validate_filters(&[f("invalid", &["x"])]).unwrap_err();
+        assert_eq!(e.aws_type(), "ValidationException");
+        assert!(
+            e.message().starts_with(
+                "1 validation error detected: Value 'invalid' at 'filters.1.member.key'"
+            )
+        );
+        let e = validate_filters(&[f("description", &[])]).unwrap_err();
+        assert_eq!(
+            e,
+            SmError::InvalidParameter("Invalid filter values for key: description".into())
+        );
+        let many: Vec<String> = (0..11).map(|i| i.to_string()).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(
+            validate_filters(&[f("name", &many)])
+                .unwrap_err()
+                .aws_type(),
+            "ValidationException"
+        );
+        assert_eq!(
+            validate_filters(&[f("name", &["a*b"])])
+                .unwrap_err()
+                .aws_type(),
+            "ValidationException"
+        );
+        assert!(validate_filters(&[f("name", &["a"]), f("name", &["b"])]).is_ok());
     }
 }

@@ -152,6 +152,16 @@ impl Model {
                 // AWSCURRENT last: the version it leaves becomes AWSPREVIOUS, whatever else
                 // the request named.
                 labels.sort_by_key(|l| l == AWSCURRENT);
+                // A value put as AWSCURRENT (and not AWSPENDING) ends a rotation: the version
+                // it replaces loses AWSPENDING (recorded AWS responses,
+                // update_secret_version_stages_current_pending).
+                if labels.iter().any(|l| l == AWSCURRENT)
+                    && !labels.iter().any(|l| l == AWSPENDING)
+                    && let Some(old) = self.holder(AWSCURRENT)
+                    && old != i
+                {
+                    self.versions[old].labels.remove(AWSPENDING);
+                }
                 for l in &labels {
                     self.give(l, i);
                 }

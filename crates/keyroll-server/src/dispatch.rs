@@ -167,12 +167,7 @@ fn not_on_replica<B: keyroll_core::service::Backend>(
     secret_id: &str,
 ) -> Result<(), ApiError> {
     match svc.find(secret_id) {
-        Ok(r) if r.is_replica() => Err(SmError::InvalidRequest(
-            "Operation not permitted on a replica secret. Call must be made in primary secret's \
-             region."
-                .into(),
-        )
-        .into()),
+        Ok(r) if r.is_replica() => Err(SmError::replica_write().into()),
         _ => Ok(()),
     }
 }
@@ -560,16 +555,13 @@ async fn write<R: Regions>(
                 )
                 .into());
             }
-            for r in &req.remove_replica_regions {
-                if !rec.replicas.iter().any(|x| &x.region == r) {
-                    return Err(SmError::InvalidParameter(format!(
-                        "The secret is not replicated to region {r}."
-                    ))
-                    .into());
-                }
-            }
+            // Removing a region the secret is not replicated to is a no-op (idempotent).
             let mut last = rec.clone();
-            for r in &req.remove_replica_regions {
+            for r in req
+                .remove_replica_regions
+                .iter()
+                .filter(|r| rec.replicas.iter().any(|x| &x.region == *r))
+            {
                 delete_replica(app.store.region(r)?.as_ref(), &rec.arn)?;
                 last = forget_replica(svc, &rec.arn, r)?;
             }
@@ -625,11 +617,8 @@ fn check_replica_regions(regions: &[ReplicaRegion], own: &str) -> Result<(), Api
             .into());
         }
         if r.region == own {
-            return Err(SmError::InvalidParameter(
-                "Invalid replica region. You can't replicate a secret to the region it is in."
-                    .into(),
-            )
-            .into());
+            // AWS's exact answer (emulator suite, AWS-verified replication cases).
+            return Err(SmError::InvalidParameter("Invalid replica region.".into()).into());
         }
         if !seen.insert(r.region.as_str()) {
             return Err(SmError::InvalidParameter(format!(

@@ -198,7 +198,8 @@ fn sm_code(e: &SmError) -> (u8, Option<&'static str>) {
         | SmError::InvalidNextToken(_)
         | SmError::MalformedPolicyDocument(_)
         | SmError::PreconditionNotMet(_)
-        | SmError::PublicPolicy(_) => (4, None),
+        | SmError::PublicPolicy(_)
+        | SmError::Validation(_) => (4, None),
         SmError::DecryptionFailure(_) | SmError::EncryptionFailure(_) => (7, None),
         SmError::InternalServiceError(_) => (1, None),
     }

@@ -105,14 +105,19 @@ pub async fn begin_request<E: From<SmError>>(
     running: impl Fn(&str) -> bool,
     check_function: impl Fn(&str) -> Result<(), E>,
 ) -> Result<Begun, E> {
+    // AWS's wording, and for RotateSecret its type (recorded AWS responses,
+    // no_client_request_token[RotateSecret]). SDKs and the aws CLI generate a token.
     let token = req.client_request_token.clone().ok_or_else(|| {
-        SmError::InvalidRequest(
-            "ClientRequestToken is required. AWS SDKs and the aws CLI generate one for you; a \
-             raw request must send a unique 32-64 character token (a UUID)."
-                .into(),
+        SmError::InvalidParameter(
+            "You must provide a ClientRequestToken value. We recommend a UUID-type value.".into(),
         )
     })?;
     crate::ids::validate_token(&token)?;
+    // The rules' bounds come before any look-up and before the missing-function error.
+    if let Some(rules) = &req.rotation_rules {
+        rules.validate_basic()?;
+        crate::schedule::validate(rules)?;
+    }
     let desc = store
         .describe_secret(SecretIdRequest {
             secret_id: req.secret_id.clone(),
@@ -127,12 +132,7 @@ pub async fn begin_request<E: From<SmError>>(
         .as_deref()
         .is_some_and(|p| own_region.as_deref() != Some(p))
     {
-        return Err(SmError::InvalidRequest(
-            "Operation not permitted on a replica secret. Call must be made in primary secret's \
-             region."
-                .into(),
-        )
-        .into());
+        return Err(SmError::replica_write().into());
     }
     let lambda = req
         .rotation_lambda_arn
@@ -145,9 +145,6 @@ pub async fn begin_request<E: From<SmError>>(
         })?;
     // A function that cannot run is refused before anything is saved.
     check_function(&lambda)?;
-    if let Some(rules) = &req.rotation_rules {
-        crate::schedule::validate(rules)?;
-    }
     let pending_conflict = || {
         SmError::InvalidRequest(
             "A previous rotation isn't complete. That rotation will be reattempted.".into(),
