@@ -30,3 +30,12 @@ pub mod aws;
 pub use agent_http::AgentHttpSource;
 #[cfg(feature = "aws-sdk")]
 pub use aws::AwsSdkSource;
+
+#[cfg(feature = "db")]
+pub mod db;
+#[cfg(feature = "mysql")]
+pub mod mysql;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(any(feature = "sqlx-postgres", feature = "sqlx-mysql"))]
+pub mod sqlx_pool;
