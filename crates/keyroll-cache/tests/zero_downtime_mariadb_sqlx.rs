@@ -150,3 +150,41 @@ async fn without_the_helper_a_pool_configured_once_fails() {
     println!("sqlx (MariaDB) configured once: {out:?}");
     assert!(out.failed > 0, "{out:?}");
 }
+
+/// The mysql_async helper (deadpool manager) through the same 50 rotations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_async_through_fifty_rotations_fails_no_query() {
+    use keyroll_cache::mysql::{RotatingMysqlManager, pool};
+    use mysql_async::prelude::Queryable;
+
+    let s = setup().await;
+    let cache =
+        SecretCache::new(KeyrollSource(Arc::clone(&s.svc)), CacheConfig::default()).unwrap();
+    let creds = RotatingCredentials::new(cache, "app/db");
+    let base = mysql_async::OptsBuilder::default().prefer_socket(false);
+    let pool = pool(RotatingMysqlManager::new(creds, base), POOL as usize).unwrap();
+    let query = move |n: u64| {
+        let pool = pool.clone();
+        async move {
+            let mut c = pool.get().await.map_err(|e| format!("get: {e}"))?;
+            c.query_drop("SELECT v FROM app_data")
+                .await
+                .map_err(|e| format!("query: {e}"))?;
+            if n.is_multiple_of(DROP_EVERY) {
+                let _ = deadpool::managed::Object::take(c).disconnect().await;
+            }
+            Ok(())
+        }
+    };
+    let out = run(
+        Arc::clone(&s.svc),
+        target(),
+        &s.arn,
+        ROTATIONS,
+        WORKERS,
+        query,
+    )
+    .await;
+    println!("mysql_async (MariaDB) with keyroll-cache: {out:?}");
+    assert_eq!(out.failed, 0, "{out:?}");
+}

@@ -147,3 +147,45 @@ async fn without_the_helper_a_pool_configured_once_fails() {
     println!("deadpool-postgres configured once: {out:?}");
     assert!(out.failed > 0, "{out:?}");
 }
+
+/// The sqlx helper on PostgreSQL (fewer rotations: the deadpool test above is the 50-rotation
+/// acceptance; this one checks that sqlx's 28P01 is recognised and retried).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlx_postgres_through_ten_rotations_fails_no_query() {
+    use keyroll_cache::sqlx_pool::RotatingPgPool;
+    use sqlx::Executor;
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
+
+    let s = setup().await;
+    let cache =
+        SecretCache::new(KeyrollSource(Arc::clone(&s.svc)), CacheConfig::default()).unwrap();
+    let creds = RotatingCredentials::new(cache, "app/db");
+    let pool = Arc::new(
+        RotatingPgPool::postgres(
+            creds,
+            PgConnectOptions::new().ssl_mode(PgSslMode::Disable),
+            PgPoolOptions::new()
+                .max_connections(POOL as u32)
+                .acquire_timeout(Duration::from_secs(10)),
+        )
+        .await
+        .unwrap(),
+    );
+    let query = move |n: u64| {
+        let pool = Arc::clone(&pool);
+        async move {
+            let mut c = pool.acquire().await.map_err(|e| format!("acquire: {e}"))?;
+            c.execute("SELECT v FROM app_data")
+                .await
+                .map_err(|e| format!("query: {e}"))?;
+            if n.is_multiple_of(DROP_EVERY) {
+                let _ = sqlx::Connection::close(c.detach()).await;
+            }
+            Ok(())
+        }
+    };
+    let target = Arc::new(PostgresTarget::new(TargetConfig::default()));
+    let out = run(Arc::clone(&s.svc), target, &s.arn, 10, WORKERS, query).await;
+    println!("sqlx (PostgreSQL) with keyroll-cache: {out:?}");
+    assert_eq!(out.failed, 0, "{out:?}");
+}
