@@ -74,6 +74,9 @@ struct Key {
 struct Slot {
     entry: Arc<SecretEntry>,
     fetched_at: Instant,
+    /// Set when the last upstream call for this key failed (cleared by a success, which
+    /// replaces the slot).
+    upstream_failed: bool,
 }
 
 type FlightResult = Option<Result<Arc<SecretEntry>, CacheError>>;
@@ -271,6 +274,17 @@ impl<S: SecretSource> SecretCache<S> {
                         && !st.inflight.contains_key(&key)
                     {
                         Counters::inc(&self.inner.counters.refreshes_ahead);
+                        self.start_flight(&mut st, key);
+                    }
+                    return Ok(entry);
+                }
+                if slot.upstream_failed && age < cfg.ttl + cfg.stale_if_error {
+                    // Upstream is failing: serve the stale value without making this reader
+                    // wait for another failure, and retry in the background.
+                    Counters::inc(&self.inner.counters.hits);
+                    Counters::inc(&self.inner.counters.stale_served);
+                    let entry = Arc::clone(&slot.entry);
+                    if !st.inflight.contains_key(&key) {
                         self.start_flight(&mut st, key);
                     }
                     return Ok(entry);
@@ -483,6 +497,7 @@ fn complete<S>(
                 let slot = Slot {
                     entry: Arc::clone(&entry),
                     fetched_at: started,
+                    upstream_failed: false,
                 };
                 if let Some((old, _)) = st.entries.push(key.clone(), slot)
                     && old != *key
@@ -494,6 +509,9 @@ fn complete<S>(
         }
         Err(e) => {
             Counters::inc(&inner.counters.upstream_errors);
+            if registered && let Some(slot) = st.entries.peek_mut(key) {
+                slot.upstream_failed = true;
+            }
             Err(CacheError::Source(e))
         }
     }
@@ -655,6 +673,39 @@ mod tests {
         assert_eq!(f.cache.len(), 0);
         f.src.set_failing(false);
         assert_eq!(value(&f.cache, "app/db").await, "one");
+    }
+
+    #[tokio::test]
+    async fn once_upstream_failed_stale_readers_do_not_wait_for_it_again() {
+        let f = fixture(CacheConfig {
+            stale_if_error: Duration::from_secs(60),
+            refresh_ahead: 0.0,
+            ..cfg(10)
+        });
+        assert_eq!(value(&f.cache, "app/db").await, "one");
+        f.src.set_failing(true);
+        f.clock.advance(Duration::from_secs(11));
+        // The first reader after expiry waits for the failed call, then gets the stale value.
+        assert_eq!(value(&f.cache, "app/db").await, "one");
+        assert_eq!(f.src.calls(), 2);
+        // Upstream now hangs: readers still get the stale value at once, and only one
+        // background retry is made.
+        f.src.hold();
+        for _ in 0..5 {
+            assert_eq!(value(&f.cache, "app/db").await, "one");
+        }
+        until(|| f.src.calls() == 3).await;
+        assert_eq!(f.cache.metrics().inflight, 1);
+        // Upstream recovers: the retry in flight caches the new value.
+        f.src.set_failing(false);
+        f.src.put("app/db", "two");
+        f.src.release();
+        until(|| f.cache.metrics().inflight == 0).await;
+        assert_eq!(value(&f.cache, "app/db").await, "two");
+        assert_eq!(f.src.calls(), 3);
+        let m = f.cache.metrics();
+        assert_eq!(m.stale_served, 6);
+        assert_eq!(m.hits + m.misses, 8);
     }
 
     #[tokio::test]
