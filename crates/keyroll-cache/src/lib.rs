@@ -6,6 +6,12 @@
 //! TTL, a size bound, single flight (concurrent misses for one secret make one upstream call),
 //! refresh ahead of expiry, an optional stale-if-error window, invalidation by name or ARN, and
 //! counters ([`CacheMetrics`]). It depends on no other keyroll crate.
+//!
+//! Connection helpers (features `postgres`, `sqlx-postgres`, `sqlx-mysql`, `mysql`) build new
+//! database connections from the cache's current value and, when the database refuses them
+//! (PostgreSQL 28P01, MySQL/MariaDB 1045), retry with a fresh `AWSCURRENT`, then `AWSPENDING`,
+//! with capped jittered back-off (module `db`, present with any of those features).
+//! `docs/APPLICATIONS.md` in the repository describes both.
 
 pub mod cache;
 pub mod clock;
