@@ -294,6 +294,22 @@ fn classify(old: Option<&SecretRecord>, new: &SecretRecord) -> (ChangeKind, Opti
     (ChangeKind::Update, None)
 }
 
+/// Whether `new` differs from `old` only in when it was last read (`GetSecretValue` records
+/// `LastAccessedDate`): not a change of the secret, and no event (else every first read of the
+/// day would invalidate the caches that made it).
+fn only_accessed(old: &SecretRecord, new: &SecretRecord) -> bool {
+    let mut a = old.clone();
+    let mut b = new.clone();
+    for r in [&mut a, &mut b] {
+        r.last_accessed = None;
+        r.revision = 0;
+        for v in &mut r.versions {
+            v.last_accessed = None;
+        }
+    }
+    a == b
+}
+
 /// A backend that publishes every successful commit to a [`Feed`].
 #[derive(Clone)]
 pub struct FeedBackend<B> {
@@ -348,9 +364,11 @@ impl<B: Backend> Backend for FeedBackend<B> {
                     value,
                     removed_versions,
                 })?;
-                let (kind, version) = classify(old.as_ref(), record);
-                self.feed
-                    .publish(&self.region, record, kind, version.as_deref());
+                if !old.as_ref().is_some_and(|o| only_accessed(o, record)) {
+                    let (kind, version) = classify(old.as_ref(), record);
+                    self.feed
+                        .publish(&self.region, record, kind, version.as_deref());
+                }
             }
             Change::Purge { arn } => {
                 let old = self.previous(arn);
@@ -749,6 +767,18 @@ mod tests {
             classify(Some(&finished), &described),
             (ChangeKind::Update, None)
         );
+    }
+
+    #[test]
+    fn reads_are_not_changes() {
+        let a = rec(&[("v1", &["AWSCURRENT"], true)]);
+        let mut read = a.clone();
+        read.last_accessed = Some(Timestamp::from_millis(86_400_000));
+        read.versions[0].last_accessed = read.last_accessed;
+        read.revision += 1;
+        assert!(only_accessed(&a, &read));
+        read.description = Some("changed".into());
+        assert!(!only_accessed(&a, &read));
     }
 
     #[test]
