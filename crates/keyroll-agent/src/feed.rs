@@ -180,6 +180,28 @@ async fn poll_once(
     }
 }
 
+/// One signed `GET /keyroll/changes` (for tools and tests): the status and the JSON body.
+/// `cursor` is `(epoch, since)`; `None` asks for the current position.
+pub async fn poll_changes(
+    up: &FeedUpstream,
+    cursor: Option<(&str, u64)>,
+    wait: u64,
+) -> Result<(u16, serde_json::Value), String> {
+    let client = reqwest::Client::new();
+    let url = match cursor {
+        Some((epoch, since)) => format!(
+            "{}/keyroll/changes?epoch={epoch}&since={since}&wait={wait}",
+            up.endpoint
+        ),
+        None => format!("{}/keyroll/changes", up.endpoint),
+    };
+    let resp = signed_get(&client, up, &url, Duration::from_secs(wait + 10)).await?;
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.map_err(|e| e.to_string())?;
+    let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    Ok((status, v))
+}
+
 /// Reconnection delays: from 50 ms doubling to 2 s, with jitter.
 fn backoff(failures: u32) -> Duration {
     let base = 50u64 << failures.min(6);

@@ -310,3 +310,154 @@ async fn the_agent_keeps_serving_and_reconnects_when_the_server_restarts() {
     a.shutdown().await;
     s.server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_shows_only_what_the_caller_may_describe() {
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    use keyroll_agent::feed::poll_changes;
+    use keyroll_server::credentials::{AccessKey, KeyStore};
+    use keyroll_server::feed::{Feed, FeedRegions};
+    use keyroll_server::identity::configured_principals;
+    use std::sync::Arc;
+
+    let config = keyroll_server::Config::from_toml(
+        r#"
+[[access_keys]]
+access_key_id = "AKIAADMIN00000000001"
+secret_access_key = "admin-secret-0000000000000000000000000000"
+name = "admin"
+admin = true
+
+[[access_keys]]
+access_key_id = "AKIAREADER0000000001"
+secret_access_key = "reader-secret-000000000000000000000000000"
+name = "reader"
+policy = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:DescribeSecret","secretsmanager:GetSecretValue"],"Resource":"arn:aws:secretsmanager:*:*:secret:visible-*"}]}'
+"#,
+        std::path::Path::new("keyroll.toml"),
+    )
+    .unwrap();
+    let keys = KeyStore::with_principals(configured_principals(&config, None).unwrap());
+    let feed = Arc::new(Feed::default());
+    let regions = keyroll_server::MemoryRegions::new(
+        config.account.clone(),
+        Arc::new(keyroll_core::time::SystemClock),
+    );
+    let app = keyroll_server::server::App::with_keys(
+        FeedRegions::new(regions, feed.clone()),
+        config,
+        keys,
+        Arc::new(keyroll_core::time::SystemClock),
+    )
+    .with_feed(feed);
+    let listener = keyroll_server::server::bind("127.0.0.1:0").await.unwrap();
+    let server = keyroll_server::server::start(Arc::new(app), listener, false).unwrap();
+    let url = server.url();
+    let key = |id: &str, secret: &str| AccessKey {
+        access_key_id: id.into(),
+        secret_access_key: secret.to_string().into(),
+        session_token: None,
+        name: id.into(),
+    };
+    let admin = key(
+        "AKIAADMIN00000000001",
+        "admin-secret-0000000000000000000000000000",
+    );
+    let reader = key(
+        "AKIAREADER0000000001",
+        "reader-secret-000000000000000000000000000",
+    );
+    let up = |k: &AccessKey| keyroll_agent::FeedUpstream {
+        endpoint: url.clone(),
+        region: "us-east-1".into(),
+        credentials: SharedCredentialsProvider::new(credentials(k)),
+    };
+    let (st, start) = poll_changes(&up(&reader), None, 0).await.unwrap();
+    assert_eq!(st, 200);
+    let epoch = start["epoch"].as_str().unwrap().to_string();
+    let c = sdk(&url, credentials(&admin));
+    for name in ["visible-app", "hidden-app"] {
+        c.create_secret()
+            .name(name)
+            .secret_string("v1")
+            .send()
+            .await
+            .unwrap();
+        c.put_secret_value()
+            .secret_id(name)
+            .secret_string("v2")
+            .send()
+            .await
+            .unwrap();
+    }
+    let names = |v: &serde_json::Value| -> Vec<(String, String)> {
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_string(),
+                    e["event"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let (st, r) = poll_changes(&up(&reader), Some((&epoch, 0)), 0)
+        .await
+        .unwrap();
+    assert_eq!(st, 200);
+    assert_eq!(
+        names(&r),
+        [
+            ("visible-app".to_string(), "create".to_string()),
+            ("visible-app".to_string(), "put".to_string())
+        ]
+    );
+    assert!(!r.to_string().contains("hidden"), "{r}");
+    assert_eq!(r["next"], 4);
+    let (_, r) = poll_changes(&up(&admin), Some((&epoch, 0)), 0)
+        .await
+        .unwrap();
+    assert_eq!(names(&r).len(), 4);
+    // A long poll is answered by the next change.
+    let waiting = tokio::spawn({
+        let up = up(&reader);
+        let epoch = epoch.clone();
+        async move { poll_changes(&up, Some((&epoch, 4)), 30).await }
+    });
+    c.put_secret_value()
+        .secret_id("visible-app")
+        .secret_string("v3")
+        .send()
+        .await
+        .unwrap();
+    let (st, r) = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((st, names(&r).len()), (200, 1));
+    // Another epoch (a restart): resync.
+    let (st, r) = poll_changes(&up(&reader), Some(("0000", 1)), 0)
+        .await
+        .unwrap();
+    assert_eq!((st, r["__type"].as_str()), (410, Some("ResyncRequired")));
+    assert_eq!(r["next"], 5);
+    // Unsigned, or signed with an unknown key: refused, nothing listed.
+    let r = reqwest::get(format!("{url}/keyroll/changes?since=0&epoch={epoch}"))
+        .await
+        .unwrap();
+    assert_ne!(r.status().as_u16(), 200);
+    assert!(!r.text().await.unwrap().contains("app"));
+    let stranger = key(
+        "AKIASTRANGER00000001",
+        "nope-0000000000000000000000000000000000",
+    );
+    let (st, r) = poll_changes(&up(&stranger), Some((&epoch, 0)), 0)
+        .await
+        .unwrap();
+    assert_ne!(st, 200);
+    assert!(!r.to_string().contains("app"), "{r}");
+    server.shutdown().await;
+}

@@ -177,6 +177,9 @@ fn classify(e: &anyhow::Error) -> (u8, Option<&'static str>) {
     if e.downcast_ref::<UsageError>().is_some() || e.downcast_ref::<input::InputError>().is_some() {
         return (2, None);
     }
+    if e.downcast_ref::<keyroll_agent::ConfigError>().is_some() {
+        return (2, None);
+    }
     if e.downcast_ref::<NoDataDir>().is_some() {
         return (3, None);
     }
