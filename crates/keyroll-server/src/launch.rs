@@ -10,6 +10,7 @@ use keyroll_store::embedded::{EmbeddedStore, OpenOptions, StoreError};
 use crate::audit::Audit;
 use crate::config::{Config, ConfigError};
 use crate::credentials::{CredentialsError, KeyStore, admin_key, credentials_path};
+use crate::feed::{Feed, FeedRegions};
 use crate::identity::{Principal, aws_shaped_key_id, configured_principals};
 use crate::regions::MemoryRegions;
 use crate::server::{App, RunningServer, ServerError, bind, start_with_metrics};
@@ -69,8 +70,8 @@ pub enum LaunchError {
 
 /// A started server, whichever store it runs on.
 pub enum Launched {
-    Embedded(RunningServer<EmbeddedStore>),
-    Memory(RunningServer<MemoryRegions>),
+    Embedded(RunningServer<FeedRegions<EmbeddedStore>>),
+    Memory(RunningServer<FeedRegions<MemoryRegions>>),
 }
 
 /// What was started, for the start-up banner.
@@ -350,8 +351,13 @@ pub async fn launch_with_clock(
         );
     }
     let server = if opts.in_memory {
-        let regions = MemoryRegions::new(config.account.clone(), clock.clone());
+        let feed = Arc::new(Feed::default());
+        let regions = FeedRegions::new(
+            MemoryRegions::new(config.account.clone(), clock.clone()),
+            feed.clone(),
+        );
         let mut app = App::with_keys(regions, config, keys, clock)
+            .with_feed(feed)
             .with_notifier(notifier)
             .with_sts(sts);
         if let Some(t) = tls {
@@ -369,7 +375,9 @@ pub async fn launch_with_clock(
             dir: opts.data_dir.clone(),
             source,
         })?;
-        let mut app = App::with_keys(store, config, keys, clock)
+        let feed = Arc::new(Feed::default());
+        let mut app = App::with_keys(FeedRegions::new(store, feed.clone()), config, keys, clock)
+            .with_feed(feed)
             .with_notifier(notifier)
             .with_sts(sts);
         if let Some(t) = tls {

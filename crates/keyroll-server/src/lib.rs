@@ -15,6 +15,7 @@
 //! - [`identity`]: principals (IAM users, role sessions) and their policies.
 //! - [`dispatch`]: the 23 operations of AWS JSON 1.1 onto a region's `SecretsService`,
 //!   replication, the replica guard.
+//! - [`feed`]: the change feed (`GET /keyroll/changes`), published on every commit.
 //! - [`rotation`]: `RotateSecret`, built-in and external rotation functions, running rotations.
 //! - [`scheduler`]: rotation on schedule, windows, retries with backoff, the purge job.
 //! - [`regions`]: regions as separate namespaces over any store ([`regions::Regions`]).
@@ -34,6 +35,7 @@ pub mod authz;
 pub mod config;
 pub mod credentials;
 pub mod dispatch;
+pub mod feed;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod identity;

@@ -52,6 +52,9 @@ pub struct App<R: Regions> {
     pub sts: crate::sts::Sts,
     /// HTTPS on the API listener (`tls_cert`, `tls_key`).
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The change feed (`GET /keyroll/changes`); filled when the store is a
+    /// [`crate::feed::FeedRegions`] sharing it (see [`App::with_feed`]).
+    pub feed: Arc<crate::feed::Feed>,
     /// Bytes of request bodies buffered before their signatures are checked
     /// (`max_unauthenticated_bytes`).
     unauthenticated_bytes: Arc<Semaphore>,
@@ -82,6 +85,7 @@ impl<R: Regions> App<R> {
             audit: None,
             sts,
             tls: None,
+            feed: Arc::new(crate::feed::Feed::default()),
             unauthenticated_bytes: Arc::new(Semaphore::new(budget)),
             endpoint: OnceLock::new(),
         }
@@ -102,6 +106,13 @@ impl<R: Regions> App<R> {
     /// STS roles loaded with the configuration file's directory (for `file://` policies).
     pub fn with_sts(mut self, sts: crate::sts::Sts) -> Self {
         self.sts = sts;
+        self
+    }
+
+    /// Serves `feed` on `GET /keyroll/changes` (the one the store's
+    /// [`crate::feed::FeedRegions`] publishes to).
+    pub fn with_feed(mut self, feed: Arc<crate::feed::Feed>) -> Self {
+        self.feed = feed;
         self
     }
 
@@ -435,6 +446,7 @@ async fn serve<R: Regions>(
         });
     }
     drop(listener);
+    app.feed.close();
     let grace = app.config.shutdown_grace();
     tracing::info!("shutting down: waiting for running rotations and in-flight requests");
     // Rotations first: external rotation functions call back into this server.
@@ -687,12 +699,15 @@ async fn handle<R: Regions>(
         (&Method::GET, "/metrics") if app.config.metrics_listen.is_none() => {
             return Ok(metrics_response(&app, &req, &rid));
         }
+        (&Method::GET, crate::feed::PATH) => {
+            return crate::feed::handle(app, peer, req, rid).await;
+        }
         (&Method::POST, _) => {}
         _ => {
             let e = ApiError::new(
                 StatusCode::NOT_FOUND,
                 "UnknownOperationException",
-                "Not found: use POST / with X-Amz-Target, GET /health or GET /metrics.",
+                "Not found: use POST / with X-Amz-Target, GET /health, GET /metrics or GET /keyroll/changes.",
             );
             return Ok(error_response(&e, &rid));
         }

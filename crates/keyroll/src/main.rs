@@ -5,10 +5,12 @@
 //! - `rotate`: one rotation with per-step progress (`keyroll rotate`).
 //! - `input` / `output`: aws-CLI-style arguments and JSON/table output.
 //! - `serve`: the Secrets Manager-compatible server (`keyroll serve`, see `keyroll-server`).
+//! - `agent`: AWS's Secrets Manager Agent's HTTP API (`keyroll agent`, see `keyroll-agent`).
 //! - `audit`: checking and searching the server's audit trail (`keyroll audit`, see
 //!   `keyroll-audit`).
 //! - `store`: opening the embedded store; `aws`: `--store aws` (AWS Secrets Manager).
 
+mod agent;
 mod audit;
 mod aws;
 mod input;
@@ -112,6 +114,9 @@ enum Command {
     Rotate(rotate::RotateArgs),
     /// Run a Secrets Manager-compatible server that also rotates secrets on schedule.
     Serve(serve::ServeArgs),
+    /// Serve secrets to local applications like AWS's Secrets Manager Agent (port 2773),
+    /// cached, refreshed by keyroll serve's change feed.
+    Agent(agent::AgentArgs),
     /// Check (verify) and search the audit trail `keyroll serve` writes in DATA_DIR/audit.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
@@ -134,7 +139,7 @@ pub struct NoDataDir(pub String);
 
 fn init_logging(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
-    let serving = matches!(cli.command, Command::Serve(_));
+    let serving = matches!(cli.command, Command::Serve(_) | Command::Agent(_));
     let default = match cli.verbose {
         0 if serving => "info",
         0 => "warn",
@@ -170,6 +175,9 @@ fn classify(e: &anyhow::Error) -> (u8, Option<&'static str>) {
         return (4, None);
     }
     if e.downcast_ref::<UsageError>().is_some() || e.downcast_ref::<input::InputError>().is_some() {
+        return (2, None);
+    }
+    if e.downcast_ref::<keyroll_agent::ConfigError>().is_some() {
         return (2, None);
     }
     if e.downcast_ref::<NoDataDir>().is_some() {
@@ -239,6 +247,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cmd.run(store_ref, cli.output).await
         }
         Command::Serve(args) => serve::run(args, cli.data_dir).await,
+        Command::Agent(args) => agent::run(args).await,
         Command::Audit(cmd) => cmd.run(&cli.data_dir, cli.output),
         Command::Rotate(args) => {
             let store = store::open_embedded(&cli.data_dir, &region, &cli.account_id, false)?;
