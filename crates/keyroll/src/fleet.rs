@@ -204,14 +204,14 @@ pub struct Summary {
 }
 
 /// One target per database family for the whole run; other engines resolved per secret.
-struct TargetCache {
+pub(crate) struct TargetCache {
     config: keyroll_targets::TargetConfig,
     postgres: Arc<PostgresTarget>,
     mysql: Arc<MysqlTarget>,
 }
 
 impl TargetCache {
-    fn new(config: keyroll_targets::TargetConfig) -> Self {
+    pub(crate) fn new(config: keyroll_targets::TargetConfig) -> Self {
         TargetCache {
             postgres: Arc::new(PostgresTarget::new(config.clone())),
             mysql: Arc::new(MysqlTarget::new(config.clone())),
@@ -219,7 +219,7 @@ impl TargetCache {
         }
     }
 
-    fn get(
+    pub(crate) fn get(
         &self,
         desc: &keyroll_core::api::DescribeSecretResponse,
         current: &VersionedValue,
@@ -233,6 +233,14 @@ impl TargetCache {
             Some(Family::Postgres) => Ok(self.postgres.clone()),
             Some(Family::Mysql) => Ok(self.mysql.clone()),
             None => keyroll_targets::resolve(desc, &current.value, &self.config),
+        }
+    }
+
+    /// What the database target of `family` has done so far.
+    pub(crate) fn stats(&self, family: Family) -> keyroll_targets::database::StatsSnapshot {
+        match family {
+            Family::Postgres => self.postgres.stats(),
+            Family::Mysql => self.mysql.stats(),
         }
     }
 

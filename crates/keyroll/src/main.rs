@@ -11,6 +11,7 @@
 
 mod audit;
 mod aws;
+mod doctor;
 mod fleet;
 mod input;
 mod output;
@@ -122,6 +123,9 @@ enum Command {
     Rotate(rotate::RotateArgs),
     /// Every secret's rotation state: last rotated, next, overdue, failing, pending.
     Report(report::ReportArgs),
+    /// Check each secret's live state (logins, pending versions, schedule, TLS) and print
+    /// the fix; `--repair` fixes what cannot lock anyone out.
+    Doctor(doctor::DoctorArgs),
     /// Run a Secrets Manager-compatible server that also rotates secrets on schedule.
     Serve(serve::ServeArgs),
     /// Check (verify) and search the audit trail `keyroll serve` writes in DATA_DIR/audit.
@@ -190,7 +194,9 @@ fn classify(e: &anyhow::Error) -> (u8, Option<&'static str>) {
             fleet::FleetError::Interrupted { .. } => (130, None),
         };
     }
-    if e.downcast_ref::<report::Findings>().is_some() {
+    if e.downcast_ref::<report::Findings>().is_some()
+        || e.downcast_ref::<doctor::Problems>().is_some()
+    {
         return (8, None);
     }
     if e.downcast_ref::<NoDataDir>().is_some() {
@@ -272,6 +278,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 )?),
             };
             report::run(&args, store.as_ref(), cli.output).await
+        }
+        Command::Doctor(args) => {
+            let (store, data_dir): (std::sync::Arc<dyn keyroll_core::ports::RotationStore>, _) =
+                match store_kind {
+                    store::StoreKind::Aws => {
+                        (aws::open_store(cli.region.clone(), endpoint).await?, None)
+                    }
+                    store::StoreKind::Embedded => (
+                        std::sync::Arc::new(store::open_embedded(
+                            &cli.data_dir,
+                            &region,
+                            &cli.account_id,
+                            !args.repair,
+                        )?),
+                        Some(cli.data_dir.clone()),
+                    ),
+                };
+            doctor::run(&args, store.as_ref(), data_dir.as_deref(), cli.output).await
         }
         Command::Secret(cmd) if store_kind == store::StoreKind::Aws => {
             aws::secret(cmd, cli.region.clone(), endpoint, cli.output).await

@@ -357,7 +357,11 @@ impl<W: Write> Writer<W> {
 }
 
 /// When the version `id` of `arn` was created (for a pending version without a status).
-async fn version_created(store: &dyn RotationStore, arn: &str, id: &str) -> Option<Timestamp> {
+pub(crate) async fn version_created(
+    store: &dyn RotationStore,
+    arn: &str,
+    id: &str,
+) -> Option<Timestamp> {
     let mut req = ListSecretVersionIdsRequest {
         secret_id: arn.to_string(),
         max_results: Some(100),
