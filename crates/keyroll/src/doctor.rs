@@ -390,7 +390,9 @@ impl Doctor<'_> {
                 &name,
                 "AWSCURRENT login",
                 Status::Fail,
-                e.to_string(),
+                // The target's testSecret speaks of "pending": here it tested AWSCURRENT.
+                e.to_string()
+                    .replace("the pending credentials", "the AWSCURRENT credentials"),
                 Some(
                     "the password was changed outside keyroll, or the user is gone: see the \
                      repair finding below"
@@ -461,7 +463,7 @@ impl Doctor<'_> {
             .await
             .map(|t| {
                 format!(
-                    ", created {:.1} h ago",
+                    " (created {:.1} h ago)",
                     (store.now().millis() - t.millis()) as f64 / 3_600_000.0
                 )
             })
@@ -478,7 +480,11 @@ impl Doctor<'_> {
                 &name,
                 "AWSPENDING",
                 Status::Warn,
-                format!("an unfinished rotation: version {p}{age} does not log in ({e})"),
+                format!(
+                    "an unfinished rotation: version {p}{age} does not log in ({})",
+                    e.to_string()
+                        .replace("the pending credentials", "the AWSPENDING credentials")
+                ),
                 Some(format!(
                     "{rotate_cmd} resumes it; if the system never accepted it, \
                      {rotate_cmd} --discard-pending starts over"
@@ -648,18 +654,26 @@ impl Doctor<'_> {
         };
         let audited = self.audit("DoctorRepair", arn, outcome);
         match r {
-            Ok(rep) => self.add(
-                name,
-                "repair",
-                Status::Repaired,
-                format!(
-                    "finished the rotation: AWSCURRENT is now version {} (which logs in)",
-                    rep.version_id
-                ),
-                audited
-                    .err()
-                    .map(|e| format!("the audit record could not be written: {e}")),
-            ),
+            Ok(rep) => {
+                // The refused AWSCURRENT is no longer current.
+                for f in self.findings.iter_mut().filter(|f| {
+                    f.secret == name && f.check == "AWSCURRENT login" && f.status == Status::Fail
+                }) {
+                    f.status = Status::Repaired;
+                }
+                self.add(
+                    name,
+                    "repair",
+                    Status::Repaired,
+                    format!(
+                        "finished the rotation: AWSCURRENT is now version {} (which logs in)",
+                        rep.version_id
+                    ),
+                    audited
+                        .err()
+                        .map(|e| format!("the audit record could not be written: {e}")),
+                )
+            }
             Err(e) => self.add(
                 name,
                 "repair",
