@@ -302,3 +302,83 @@ fn bench_fleet_1000() {
         .unwrap();
     assert!(desc.last_rotated_date.is_some());
 }
+
+/// The report benchmark: `keyroll report` over 100,000 secrets in the embedded store (seeded
+/// in bulk), each format, with wall time and peak memory (`/usr/bin/time`).
+/// `KEYROLL_REPORT_N` overrides the size.
+#[test]
+#[ignore = "benchmark: bench/fleet.sh"]
+fn bench_report_100k() {
+    use keyroll_core::model::SecretRecord;
+    use keyroll_core::service::Backend;
+    use keyroll_core::value::SecretValue;
+    let n: usize = std::env::var("KEYROLL_REPORT_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let d = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(
+        OpenOptions::new(d.path())
+            .master_key(MasterKeySource::File(d.path().join("master.key")))
+            .account("000000000000"),
+    )
+    .unwrap()
+    .region("us-east-1");
+    let ns = store.backend().namespace().clone();
+    let t0 = keyroll_core::time::Timestamp::from_secs(1_780_000_000);
+    let t = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let batch: Vec<_> = (i..(i + 10_000).min(n))
+            .map(|i| {
+                let name = format!("bench/app-{i:06}/db");
+                let mut rec = SecretRecord::new(
+                    ns.secret_arn(&name, &keyroll_core::ids::random_arn_suffix()),
+                    name,
+                    t0,
+                );
+                let vid = keyroll_core::ids::new_token();
+                rec.put_version(&vid, None, t0, |_| false).unwrap();
+                rec.rotation.enabled = i % 2 == 0;
+                rec.revision = 1;
+                let value = SecretValue::string(format!(r#"{{"password":"p{i:020}"}}"#));
+                (rec, Some((vid, value)))
+            })
+            .collect();
+        store.backend().bulk_insert(&batch).unwrap();
+        i += batch.len();
+    }
+    drop(store);
+    eprintln!("set-up: {n} secrets in {:.1?}", t.elapsed());
+    for format in ["csv", "json", "table"] {
+        let t = Instant::now();
+        let o = Command::new("/usr/bin/time")
+            .args(["-f", "MAXRSS_KB=%M"])
+            .arg(env!("CARGO_BIN_EXE_keyroll"))
+            .arg("--data-dir")
+            .arg(d.path())
+            .args(["report", "--output", format, "--max-age-days", "90"])
+            .env_remove("KEYROLL_MASTER_KEY")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let wall = t.elapsed();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let rss = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("MAXRSS_KB="))
+            .unwrap_or("?")
+            .to_string();
+        let rows = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.contains("bench/app-"))
+            .count();
+        assert_eq!(rows, n, "{format}");
+        eprintln!(
+            "BENCH report: {n} secrets, --output {format}: wall {:.2}s, peak RSS {rss} KiB, {} bytes out",
+            wall.as_secs_f64(),
+            o.stdout.len()
+        );
+    }
+}
