@@ -15,5 +15,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=()
 if [ "${1:-}" = "--release" ]; then profile=(--release); fi
-exec cargo test -q "${profile[@]}" -p keyroll --test fleet -- --ignored --nocapture --test-threads 1 \
+cargo test -q "${profile[@]}" -p keyroll --test fleet -- --ignored --nocapture --test-threads 1 \
   bench_fleet_1000 bench_report_100k 2>&1 | grep -E '^(set-up|BENCH)|panicked|FAILED|test result'

@@ -268,22 +268,33 @@ fn bench_fleet_1000() {
     rt().block_on(populate(d.path(), &pg, n, &[]));
     eprintln!("set-up: {n} roles and secrets in {:.1?}", t.elapsed());
     let t = Instant::now();
-    let o = keyroll(
-        d.path(),
-        &[
+    // keyroll's own CPU time and peak memory from /usr/bin/time (PostgreSQL's backends are
+    // other processes).
+    let o = Command::new("/usr/bin/time")
+        .args(["-f", "CPU user=%Us sys=%Ss peak RSS=%MKiB"])
+        .arg(env!("CARGO_BIN_EXE_keyroll"))
+        .arg("--data-dir")
+        .arg(d.path())
+        .args([
             "rotate",
             "--filter",
             "tag-key=critical",
             "--concurrency",
             &conc,
-        ],
-    );
+        ])
+        .env_remove("KEYROLL_MASTER_KEY")
+        .env_remove("KEYROLL_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run keyroll");
     let wall = t.elapsed();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (rows, summary) = lines(&o);
     assert_eq!(rows.len(), n);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let cpu = stderr.lines().find(|l| l.starts_with("CPU ")).unwrap_or("");
     eprintln!(
-        "BENCH fleet: {n} secrets, concurrency {conc}: wall {:.2}s, summary {summary}",
+        "BENCH fleet: {n} secrets, concurrency {conc}: wall {:.2}s, {cpu}, summary {summary}",
         wall.as_secs_f64()
     );
     assert_eq!(summary["Failed"], 0);
