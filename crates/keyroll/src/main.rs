@@ -277,7 +277,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     true,
                 )?),
             };
-            report::run(&args, store.as_ref(), cli.output).await
+            let statuses = store_kind == store::StoreKind::Embedded;
+            report::run(&args, store.as_ref(), statuses, cli.output).await
         }
         Command::Doctor(args) => {
             let (store, data_dir): (std::sync::Arc<dyn keyroll_core::ports::RotationStore>, _) =
