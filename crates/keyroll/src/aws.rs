@@ -17,7 +17,7 @@ use crate::rotate::RotateArgs;
 use crate::secret::SecretCmd;
 
 #[cfg(feature = "aws")]
-pub use imp::{rotate, secret};
+pub use imp::{open_store, rotate, secret};
 
 #[cfg(not(feature = "aws"))]
 fn not_built() -> anyhow::Error {
@@ -29,9 +29,18 @@ fn not_built() -> anyhow::Error {
 }
 
 #[cfg(not(feature = "aws"))]
+pub async fn open_store(
+    _region: Option<String>,
+    _endpoint_url: Option<String>,
+) -> anyhow::Result<std::sync::Arc<dyn keyroll_core::ports::RotationStore>> {
+    Err(not_built())
+}
+
+#[cfg(not(feature = "aws"))]
 pub async fn secret(
     _cmd: SecretCmd,
     _region: Option<String>,
+    _endpoint_url: Option<String>,
     _format: Format,
 ) -> anyhow::Result<()> {
     Err(not_built())
@@ -41,6 +50,7 @@ pub async fn secret(
 pub async fn rotate(
     _args: RotateArgs,
     _region: Option<String>,
+    _endpoint_url: Option<String>,
     _format: Format,
 ) -> anyhow::Result<()> {
     Err(not_built())
@@ -54,10 +64,13 @@ mod imp {
 
     use super::*;
 
-    async fn open(region: Option<String>) -> anyhow::Result<AwsStore> {
+    async fn open(
+        region: Option<String>,
+        endpoint_url: Option<String>,
+    ) -> anyhow::Result<AwsStore> {
         let store = AwsStore::connect(AwsOptions {
             region,
-            endpoint_url: None,
+            endpoint_url,
         })
         .await;
         if store.region().is_none() {
@@ -70,16 +83,26 @@ mod imp {
         Ok(store)
     }
 
+    /// The store for `keyroll report`, `doctor` and fleet rotation with `--store aws` or
+    /// `--endpoint-url`.
+    pub async fn open_store(
+        region: Option<String>,
+        endpoint_url: Option<String>,
+    ) -> anyhow::Result<std::sync::Arc<dyn RotationStore>> {
+        Ok(std::sync::Arc::new(open(region, endpoint_url).await?))
+    }
+
     /// `keyroll secret … --store aws`: the same commands, sent to Secrets Manager.
     pub async fn secret(
         cmd: SecretCmd,
         region: Option<String>,
+        endpoint_url: Option<String>,
         format: Format,
     ) -> anyhow::Result<()> {
         if !cmd.needs_store() {
             return cmd.run(None, format).await;
         }
-        let store = open(region).await?;
+        let store = open(region, endpoint_url).await?;
         cmd.run(Some(&store as &dyn RotationStore), format).await
     }
 
@@ -88,6 +111,7 @@ mod imp {
     pub async fn rotate(
         args: RotateArgs,
         region: Option<String>,
+        endpoint_url: Option<String>,
         format: Format,
     ) -> anyhow::Result<()> {
         if args.rotation_lambda_arn.is_some() || args.rotation_rules.is_some() {
@@ -102,10 +126,10 @@ mod imp {
         // Bad flags fail before anything is contacted.
         let target_config = args.target_config()?;
         let notifier = args.notifier()?;
-        let store = open(region).await?;
+        let store = open(region, endpoint_url).await?;
         let desc = store
             .describe_secret(SecretIdRequest {
-                secret_id: args.secret_id.clone(),
+                secret_id: args.one_secret()?.to_string(),
             })
             .await?;
         if desc.rotation_enabled == Some(true)

@@ -13,8 +13,11 @@
 mod agent;
 mod audit;
 mod aws;
+mod doctor;
+mod fleet;
 mod input;
 mod output;
+mod report;
 mod rotate;
 mod secret;
 mod serve;
@@ -35,7 +38,10 @@ const EXIT_CODES: &str = "Exit codes:
   4  invalid request or parameter (InvalidRequestException, InvalidParameterException, ...)
   5  conflict: the secret or version already exists, or a rotation is already running
   6  rotation failed at a step (AWSCURRENT is unchanged; run `keyroll rotate` again to resume)
-  7  the store cannot be opened (wrong master key, permissions, damaged or newer data)";
+  6  rotation failed at a step; with --filter/--all: at least one rotation failed
+  7  the store cannot be opened (wrong master key, permissions, damaged or newer data)
+  8  `keyroll report --fail-on` or `keyroll doctor` found what it was asked to fail on
+130  `keyroll rotate --filter/--all` interrupted (Ctrl-C)";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -75,6 +81,10 @@ struct Cli {
         default_value_t = store::StoreKind::Embedded
     )]
     store: store::StoreKind,
+    /// Talk to this Secrets Manager endpoint (e.g. `keyroll serve` at http://127.0.0.1:7150);
+    /// implies `--store aws`.
+    #[arg(long, global = true, value_name = "URL")]
+    endpoint_url: Option<String>,
     /// The AWS region namespace to work in (also $AWS_DEFAULT_REGION).
     #[arg(long, global = true, env = "AWS_REGION")]
     region: Option<String>,
@@ -110,8 +120,14 @@ enum Command {
     /// Create, read, change, list and delete secrets.
     #[command(subcommand)]
     Secret(secret::SecretCmd),
-    /// Rotate a secret now: createSecret, setSecret, testSecret, finishSecret.
+    /// Rotate a secret now: createSecret, setSecret, testSecret, finishSecret; or many
+    /// (`--filter`, `--all`) with a progress line and a summary.
     Rotate(rotate::RotateArgs),
+    /// Every secret's rotation state: last rotated, next, overdue, failing, pending.
+    Report(report::ReportArgs),
+    /// Check each secret's live state (logins, pending versions, schedule, TLS) and print
+    /// the fix; `--repair` fixes what cannot lock anyone out.
+    Doctor(doctor::DoctorArgs),
     /// Run a Secrets Manager-compatible server that also rotates secrets on schedule.
     Serve(serve::ServeArgs),
     /// Serve secrets to local applications like AWS's Secrets Manager Agent (port 2773),
@@ -180,6 +196,17 @@ fn classify(e: &anyhow::Error) -> (u8, Option<&'static str>) {
     if e.downcast_ref::<keyroll_agent::ConfigError>().is_some() {
         return (2, None);
     }
+    if let Some(f) = e.downcast_ref::<fleet::FleetError>() {
+        return match f {
+            fleet::FleetError::Failed { .. } => (6, None),
+            fleet::FleetError::Interrupted { .. } => (130, None),
+        };
+    }
+    if e.downcast_ref::<report::Findings>().is_some()
+        || e.downcast_ref::<doctor::Problems>().is_some()
+    {
+        return (8, None);
+    }
     if e.downcast_ref::<NoDataDir>().is_some() {
         return (3, None);
     }
@@ -219,16 +246,72 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .clone()
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .unwrap_or_else(|| "us-east-1".to_string());
+    let store_kind = if cli.endpoint_url.is_some() {
+        store::StoreKind::Aws
+    } else {
+        cli.store
+    };
+    let endpoint = cli.endpoint_url.clone();
     match cli.command {
         Command::ExitCodes => {
             println!("{EXIT_CODES}");
             Ok(())
         }
-        Command::Secret(cmd) if cli.store == store::StoreKind::Aws => {
-            aws::secret(cmd, cli.region.clone(), cli.output).await
+        Command::Rotate(args) if args.fleet.is_fleet() => {
+            let (store, outside): (std::sync::Arc<dyn keyroll_core::ports::RotationStore>, bool) =
+                match store_kind {
+                    store::StoreKind::Aws => {
+                        (aws::open_store(cli.region.clone(), endpoint).await?, true)
+                    }
+                    store::StoreKind::Embedded => (
+                        std::sync::Arc::new(store::open_embedded(
+                            &cli.data_dir,
+                            &region,
+                            &cli.account_id,
+                            args.fleet.dry_run,
+                        )?),
+                        false,
+                    ),
+                };
+            let builtin = keyroll_core::rotators::builtin_arn(&region, &cli.account_id);
+            fleet::run(&args, &args.fleet, store, builtin, outside, cli.output).await
         }
-        Command::Rotate(args) if cli.store == store::StoreKind::Aws => {
-            aws::rotate(args, cli.region.clone(), cli.output).await
+        Command::Report(args) => {
+            let store: std::sync::Arc<dyn keyroll_core::ports::RotationStore> = match store_kind {
+                store::StoreKind::Aws => aws::open_store(cli.region.clone(), endpoint).await?,
+                store::StoreKind::Embedded => std::sync::Arc::new(store::open_embedded(
+                    &cli.data_dir,
+                    &region,
+                    &cli.account_id,
+                    true,
+                )?),
+            };
+            let statuses = store_kind == store::StoreKind::Embedded;
+            report::run(&args, store.as_ref(), statuses, cli.output).await
+        }
+        Command::Doctor(args) => {
+            let (store, data_dir): (std::sync::Arc<dyn keyroll_core::ports::RotationStore>, _) =
+                match store_kind {
+                    store::StoreKind::Aws => {
+                        (aws::open_store(cli.region.clone(), endpoint).await?, None)
+                    }
+                    store::StoreKind::Embedded => (
+                        std::sync::Arc::new(store::open_embedded(
+                            &cli.data_dir,
+                            &region,
+                            &cli.account_id,
+                            !args.repair,
+                        )?),
+                        Some(cli.data_dir.clone()),
+                    ),
+                };
+            doctor::run(&args, store.as_ref(), data_dir.as_deref(), cli.output).await
+        }
+        Command::Secret(cmd) if store_kind == store::StoreKind::Aws => {
+            aws::secret(cmd, cli.region.clone(), endpoint, cli.output).await
+        }
+        Command::Rotate(args) if store_kind == store::StoreKind::Aws => {
+            aws::rotate(args, cli.region.clone(), endpoint, cli.output).await
         }
         Command::Secret(cmd) => {
             let store = if cmd.needs_store() {

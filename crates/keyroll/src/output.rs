@@ -13,6 +13,8 @@ pub enum Format {
     Json,
     /// Tables for people.
     Table,
+    /// Comma-separated values (`keyroll report` only).
+    Csv,
 }
 
 /// Writes `value` to stdout in the chosen format.
@@ -21,6 +23,9 @@ pub fn print<T: Serialize>(format: Format, value: &T) -> anyhow::Result<()> {
         // Straight from the response type, so members keep AWS's order.
         Format::Json => json(value)?,
         Format::Table => render(format, &serde_json::to_value(value)?)?,
+        Format::Csv => anyhow::bail!(crate::UsageError(
+            "--output csv is only for `keyroll report`; use json or table here".into()
+        )),
     };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
@@ -31,7 +36,7 @@ pub fn print<T: Serialize>(format: Format, value: &T) -> anyhow::Result<()> {
 pub fn render(format: Format, v: &Value) -> anyhow::Result<String> {
     Ok(match format {
         Format::Json => json(v)?,
-        Format::Table => {
+        Format::Table | Format::Csv => {
             let mut s = String::new();
             table(v, &mut s);
             s

@@ -30,8 +30,8 @@ keyroll rotate --secret-id partner/api-key --allow-host api.partner.example"
 )]
 pub struct RotateArgs {
     /// The secret's name, full ARN, or ARN without the random suffix.
-    #[arg(long)]
-    pub secret_id: String,
+    #[arg(long, required_unless_present_any = ["filter", "all"], conflicts_with_all = ["filter", "all"])]
+    pub secret_id: Option<String>,
     /// Which rotator to use: `keyroll` or one of AWS's RDS rotation function names (as a
     /// function name or Lambda ARN). Saved with the secret. Default: the configured one, else
     /// `keyroll`.
@@ -105,10 +105,13 @@ pub struct RotateArgs {
     /// Send no notification for this run.
     #[arg(long)]
     pub no_notify: bool,
+    /// Fleet rotation: many secrets in one run (see `crate::fleet`).
+    #[command(flatten)]
+    pub fleet: crate::fleet::FleetArgs,
 }
 
 /// `--name SECONDS` as a duration: positive and finite.
-fn seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
+pub(crate) fn seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
     match Duration::try_from_secs_f64(v) {
         Ok(d) if !d.is_zero() => Ok(d),
         _ => anyhow::bail!(crate::UsageError(format!(
@@ -118,6 +121,16 @@ fn seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
 }
 
 impl RotateArgs {
+    /// The one secret of a single rotation (`--secret-id`, which clap requires unless
+    /// `--filter` or `--all` is given).
+    pub fn one_secret(&self) -> anyhow::Result<&str> {
+        self.secret_id.as_deref().ok_or_else(|| {
+            anyhow::Error::new(crate::UsageError(
+                "name the secret with --secret-id, or select many with --filter/--all".into(),
+            ))
+        })
+    }
+
     pub fn target_config(&self) -> anyhow::Result<keyroll_targets::TargetConfig> {
         Ok(keyroll_targets::TargetConfig {
             connect_timeout: seconds("connect-timeout", self.connect_timeout)?,
@@ -265,7 +278,7 @@ pub async fn run(
     let notifier = args.notifier()?;
     let desc = store
         .describe_secret(SecretIdRequest {
-            secret_id: args.secret_id.clone(),
+            secret_id: args.one_secret()?.to_string(),
         })
         .await?;
     let configured = desc.rotation_lambda_arn.clone();
