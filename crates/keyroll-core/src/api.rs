@@ -22,6 +22,9 @@ macro_rules! wire {
 
 wire! {
     pub struct ReplicaRegion {
+        // Optional in AWS's model: an entry without it reaches the operation (a replica
+        // refuses it as any other call), whose region check refuses "".
+        #[serde(default)]
         pub region: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub kms_key_id: Option<String>,
@@ -740,5 +743,17 @@ mod tests {
             .policy()
             .is_err()
         );
+    }
+}
+
+#[cfg(test)]
+mod replica_region_tests {
+    use super::*;
+
+    #[test]
+    fn a_replica_region_entry_may_omit_its_region() {
+        let r: ReplicateSecretToRegionsRequest =
+            serde_json::from_str(r#"{"SecretId":"s","AddReplicaRegions":[{}]}"#).unwrap();
+        assert_eq!(r.add_replica_regions[0].region, "");
     }
 }

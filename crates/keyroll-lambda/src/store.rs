@@ -640,7 +640,7 @@ mod tests {
             })
             .await
             .unwrap_err();
-        assert!(e.to_string().contains("PasswordLength"), "{e}");
+        assert!(e.to_string().contains("passwordLength"), "{e}");
     }
 
     #[tokio::test]

@@ -464,8 +464,14 @@ def test_replication(server, sm):
                  lambda: eu.delete_secret(SecretId=n),
                  lambda: eu.put_resource_policy(SecretId=n, ResourcePolicy=ACCOUNT_ONLY),
                  lambda: eu.get_resource_policy(SecretId=n),
-                 lambda: eu.delete_resource_policy(SecretId=n)):
+                 lambda: eu.delete_resource_policy(SecretId=n),
+                 # The guard comes before the request's own checks (Region is optional in
+                 # AWS's model, so an empty entry reaches the operation).
+                 lambda: eu.put_resource_policy(SecretId=n, ResourcePolicy="k1"),
+                 lambda: eu.replicate_secret_to_regions(SecretId=n, AddReplicaRegions=[{}])):
         fails(call, "InvalidParameterException", REPLICA)
+    fails(lambda: sm.replicate_secret_to_regions(SecretId=n, AddReplicaRegions=[{}]),
+          "InvalidParameterException", 'Invalid replica region "".')
     msg = fails(lambda: sm.delete_secret(SecretId=n), "InvalidParameterException")
     assert c["ARN"] in msg
     # Removing a region that is not a replica is a no-op (idempotent).
