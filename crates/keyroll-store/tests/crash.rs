@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use keyroll_core::api::*;
 use keyroll_core::ids::SecretRef;
-use keyroll_core::model::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use keyroll_core::model::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, MAX_VERSIONS};
 use keyroll_core::ports::SecretsApi;
 use keyroll_core::service::Backend;
 use keyroll_core::time::ManualClock;
@@ -182,6 +182,8 @@ struct SecretModel {
 struct Model {
     secrets: BTreeMap<String, SecretModel>,
     acknowledged: usize,
+    /// Acknowledged versions the store has pruned (beyond MAX_VERSIONS, unlabelled).
+    pruned: usize,
 }
 
 impl Model {
@@ -256,9 +258,23 @@ impl Model {
             }
         }
 
-        for (name, s) in &self.secrets {
+        let pruned = &mut self.pruned;
+        for (name, s) in &mut self.secrets {
             let rec = find(name).unwrap_or_else(|| panic!("acknowledged secret {name} is gone"));
             assert_eq!(rec.current().unwrap().id, s.current, "AWSCURRENT of {name}");
+            // Past MAX_VERSIONS the store prunes unlabelled versions, as AWS does: an
+            // acknowledged version may be gone only then, and never the current one.
+            s.values.retain(|vid, _| {
+                rec.version(vid).is_some() || {
+                    assert!(
+                        rec.versions.len() == MAX_VERSIONS && *vid != s.current,
+                        "acknowledged {name}/{vid} is gone ({} versions left)",
+                        rec.versions.len()
+                    );
+                    *pruned += 1;
+                    false
+                }
+            });
             for (vid, (binary, bytes)) in &s.values {
                 let v = b
                     .read_value(&rec, vid)
@@ -427,9 +443,10 @@ fn acknowledged_writes_survive_sigkill() {
     eprintln!(
         "crash test: {kills} kills in {elapsed:.1?} (seed {seed}); {} acknowledged writes \
          verified; {killed_at_start} kills before the first write; {in_doubt_count} kills with \
-         a write in flight; {} secrets",
+         a write in flight; {} secrets; {} acknowledged versions pruned beyond MAX_VERSIONS",
         model.acknowledged,
-        model.secrets.len()
+        model.secrets.len(),
+        model.pruned
     );
     assert!(
         kills < 200 || model.acknowledged > kills,
