@@ -12,7 +12,7 @@
 //! - [`password`]: `GetRandomPassword` from the OS CSPRNG.
 //! - [`api`]: requests and responses shaped like AWS JSON 1.1.
 //! - [`service`]: the API implemented once over a persistence [`service::Backend`];
-//!   [`memory`] is the in-memory backend.
+//!   [`memory`] is the in-memory backend; [`listing`] pages `ListSecrets` by keyset cursor.
 //! - [`ports`]: the [`ports::SecretsApi`] / [`ports::RotationStore`] and [`ports::Target`] traits.
 //! - [`engine`]: [`engine::run_step`] (one step, validated like AWS's template) and
 //!   [`engine::rotate`] (the whole rotation, as the service drives it).
@@ -28,6 +28,7 @@ pub mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod ids;
+pub mod listing;
 pub mod memory;
 pub mod model;
 pub mod operations;

@@ -11,10 +11,7 @@ use crate::ids::{SecretRef, parse_arn};
 use crate::model::{AWSPENDING, ReplicaStatus, SecretRecord};
 use crate::ports::SecretsApi;
 use crate::service::reject_replica;
-use crate::service::{
-    Backend, Change, CommitError, SecretsService, decode_next_token, encode_next_token,
-    filter_matches, page_size, paginate, validate_filters,
-};
+use crate::service::{Backend, Change, CommitError, SecretsService, paginate};
 use crate::time::Timestamp;
 
 /// Most secrets one `BatchGetSecretValue` returns.
@@ -129,61 +126,6 @@ impl<B: Backend> SecretsService<B> {
             secret_values,
             next_token,
             errors,
-        })
-    }
-
-    /// `ListSecrets`, answering exactly like [`SecretsApi::list_secrets`] but cloning only the
-    /// records of the requested page: one pass collects and sorts the matching (date, ARN)
-    /// keys, a second builds the page's entries. Listing 100 of 10,000 secrets clones 100.
-    pub fn list_secrets_page(
-        &self,
-        req: &ListSecretsRequest,
-    ) -> Result<ListSecretsResponse, SmError> {
-        let filters = req.filters.clone().unwrap_or_default();
-        validate_filters(&filters)?;
-        let include_deleted = req.include_planned_deletion.unwrap_or(false);
-        let desc = match req.sort_order.as_deref() {
-            None | Some("asc") => false,
-            Some("desc") => true,
-            Some(o) => {
-                return Err(SmError::InvalidParameter(format!(
-                    "SortOrder must be asc or desc (got {o})."
-                )));
-            }
-        };
-        let size = page_size(req.max_results, 100)?;
-        let start = decode_next_token(req.next_token.as_deref())?;
-        let now = self.backend().now();
-        let mut keys: Vec<(Timestamp, String)> = Vec::new();
-        self.backend().for_each(&mut |r| {
-            if r.deleted_date.is_some_and(|d| d <= now) || (r.is_deleted() && !include_deleted) {
-                return;
-            }
-            if filters.iter().all(|f| filter_matches(f, r)) {
-                keys.push((r.created, r.arn.clone()));
-            }
-        })?;
-        keys.sort();
-        if desc {
-            keys.reverse();
-        }
-        if start > keys.len() {
-            return Err(SmError::InvalidNextToken(
-                "The NextToken value is invalid.".into(),
-            ));
-        }
-        let end = (start + size).min(keys.len());
-        // The page's records, each looked up by its full ARN (cheaper than another pass over
-        // every secret); one deleted in between is left out.
-        let mut entries = Vec::with_capacity(end - start);
-        for (_, arn) in &keys[start..end] {
-            if let Some(r) = self.backend().find(&SecretRef::parse(arn)?)? {
-                entries.push(list_entry(&r));
-            }
-        }
-        Ok(ListSecretsResponse {
-            secret_list: entries,
-            next_token: (end < keys.len()).then(|| encode_next_token(end)),
         })
     }
 
@@ -616,84 +558,6 @@ mod tests {
                 .await
                 .is_err()
         );
-    }
-
-    #[tokio::test]
-    async fn list_page_answers_like_list_secrets() {
-        let s = svc("us-east-1");
-        for i in 0..25 {
-            s.create_secret(CreateSecretRequest {
-                name: format!("n{}/{i:02}", i % 3),
-                client_request_token: Some(tok(1)),
-                secret_string: Some("v".to_string().into()),
-                description: Some(format!("d{}", i % 2)),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        }
-        s.delete_secret(DeleteSecretRequest {
-            secret_id: "n0/00".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        let reqs = [
-            ListSecretsRequest {
-                max_results: Some(7),
-                ..Default::default()
-            },
-            ListSecretsRequest {
-                sort_order: Some("desc".into()),
-                max_results: Some(4),
-                ..Default::default()
-            },
-            ListSecretsRequest {
-                include_planned_deletion: Some(true),
-                ..Default::default()
-            },
-            ListSecretsRequest {
-                filters: Some(vec![Filter {
-                    key: "name".into(),
-                    values: vec!["n1/".into()],
-                }]),
-                max_results: Some(3),
-                ..Default::default()
-            },
-            ListSecretsRequest {
-                filters: Some(vec![Filter {
-                    key: "description".into(),
-                    values: vec!["!d1".into()],
-                }]),
-                ..Default::default()
-            },
-        ];
-        let names = |r: &ListSecretsResponse| {
-            r.secret_list
-                .iter()
-                .map(|e| e.name.clone())
-                .collect::<Vec<_>>()
-        };
-        for req in reqs {
-            let mut a = s.list_secrets(req.clone()).await.unwrap();
-            let mut b = s.list_secrets_page(&req).unwrap();
-            loop {
-                assert_eq!(names(&a), names(&b));
-                assert_eq!(a.next_token, b.next_token);
-                let Some(t) = a.next_token.clone() else { break };
-                let next = ListSecretsRequest {
-                    next_token: Some(t),
-                    ..req.clone()
-                };
-                a = s.list_secrets(next.clone()).await.unwrap();
-                b = s.list_secrets_page(&next).unwrap();
-            }
-        }
-        let bad = ListSecretsRequest {
-            next_token: Some("nope".into()),
-            ..Default::default()
-        };
-        assert!(s.list_secrets_page(&bad).is_err());
     }
 
     #[test]

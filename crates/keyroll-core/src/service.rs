@@ -251,39 +251,6 @@ impl<B: Backend> SecretsService<B> {
             name: rec.name.clone(),
         }
     }
-
-    fn list_filtered(&self, req: &ListSecretsRequest) -> Result<Vec<SecretRecord>, SmError> {
-        let filters = req.filters.clone().unwrap_or_default();
-        validate_filters(&filters)?;
-        let include_deleted = req.include_planned_deletion.unwrap_or(false);
-        let now = self.backend.now();
-        let mut out = Vec::new();
-        self.backend.for_each(&mut |r| {
-            if r.deleted_date.is_some_and(|d| d <= now) {
-                return;
-            }
-            if r.is_deleted() && !include_deleted {
-                return;
-            }
-            if filters.iter().all(|f| filter_matches(f, r)) {
-                out.push(r.clone());
-            }
-        })?;
-        let desc = match req.sort_order.as_deref() {
-            None | Some("asc") => false,
-            Some("desc") => true,
-            Some(o) => {
-                return Err(SmError::InvalidParameter(format!(
-                    "SortOrder must be asc or desc (got {o})."
-                )));
-            }
-        };
-        out.sort_by(|a, b| (a.created, &a.arn).cmp(&(b.created, &b.arn)));
-        if desc {
-            out.reverse();
-        }
-        Ok(out)
-    }
 }
 
 // ---- filters and pagination ------------------------------------------------------------------
@@ -740,12 +707,7 @@ impl<B: Backend> SecretsApi for SecretsService<B> {
     }
 
     async fn list_secrets(&self, req: ListSecretsRequest) -> Result<ListSecretsResponse, SmError> {
-        let all = self.list_filtered(&req)?;
-        let (page, next_token) = paginate(all, req.next_token.as_deref(), req.max_results, 100)?;
-        Ok(ListSecretsResponse {
-            secret_list: page.iter().map(list_entry).collect(),
-            next_token,
-        })
+        self.list_secrets_page(&req)
     }
 
     async fn list_secret_version_ids(
