@@ -773,8 +773,9 @@ pub fn validate_tags(tags: &[Tag]) -> Result<(), SmError> {
             )));
         }
         if t.key.to_ascii_lowercase().starts_with("aws:") {
+            // AWS's TagResource wording for the reserved `aws:` prefix.
             return Err(SmError::InvalidParameter(format!(
-                "Tag key {} uses the reserved prefix aws:.",
+                "You can't modify system tags. Tag key: '{}'.",
                 t.key
             )));
         }

@@ -752,9 +752,14 @@ async fn handle<R: Regions>(
     if crate::sts::is_sts_request(&parts.headers) {
         let (resp, sts) = crate::sts::handle(&app, peer, &parts, &body, &rid, early).await;
         drop(unauthenticated);
-        if sts.caller.is_some() {
+        // As on the Secrets Manager path: a request that did not authenticate closes its
+        // connection, which would otherwise stay open, unauthenticated, until the deadline.
+        let resp = if sts.caller.is_some() {
             conn.authenticated();
-        }
+            resp
+        } else {
+            closing(resp)
+        };
         if let Some(audit) = &app.audit {
             let key_id = sigv4::claimed_access_key_id(&parts.headers);
             let read_only = matches!(sts.action.as_deref(), Some("GetCallerIdentity"));

@@ -244,6 +244,21 @@ async fn requests_that_cannot_authenticate_are_refused_before_their_body() {
     };
     let (resp, _) = exchange(&addr, &slow_head(&addr, &stranger, 100000), b"").await;
     assert!(resp.contains("UnrecognizedClientException"), "{resp}");
+    // The STS path too: a request without a signature is answered and its connection closed
+    // at once, not left open, unauthenticated, until the request deadline.
+    let body = "Action=GetCallerIdentity&Version=2011-06-15";
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let (resp, took) = exchange(&addr, &head, body.as_bytes()).await;
+    assert!(resp.starts_with("HTTP/1.1 4"), "{resp}");
+    assert!(
+        resp.to_ascii_lowercase().contains("connection: close"),
+        "{resp}"
+    );
+    assert!(took < Duration::from_secs(2), "{took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -146,6 +146,17 @@ def test_create_tag_limits(sm, raw_sm):
           "InvalidParameterException")
 
 
+def test_tag_resource_system_tag(sm):
+    """AWS's TagResource answer for an aws: key (seen from AWS in cloud-custodian#9093):
+    InvalidParameterException "You can't modify system tags. Tag key: '…'."."""
+    n = name()
+    sm.create_secret(Name=n, SecretString="v")
+    fails(lambda: sm.tag_resource(SecretId=n, Tags=[{"Key": "aws:cloudformation:stack-name",
+                                                      "Value": "s"}]),
+          "InvalidParameterException",
+          "You can't modify system tags. Tag key: 'aws:cloudformation:stack-name'.")
+
+
 def test_create_description_limit(raw_sm):
     """botocore model: DescriptionType max 2048."""
     fails(lambda: raw_sm.create_secret(Name=name(), SecretString="v", Description="d" * 2049),
