@@ -88,6 +88,18 @@ impl<B: Backend> SecretsService<B> {
         &self,
         req: &ListSecretsRequest,
     ) -> Result<ListSecretsResponse, SmError> {
+        let size = page_size(req.max_results, 100)?;
+        self.list_page_of(req, size)
+    }
+
+    /// [`Self::list_secrets_page`] with pages of `size` entries whatever `MaxResults` says
+    /// (for callers in this process that walk every secret).
+    pub fn list_page_of(
+        &self,
+        req: &ListSecretsRequest,
+        size: usize,
+    ) -> Result<ListSecretsResponse, SmError> {
+        let size = size.max(1);
         let filters = req.filters.clone().unwrap_or_default();
         validate_filters(&filters)?;
         let include_deleted = req.include_planned_deletion.unwrap_or(false);
@@ -100,7 +112,6 @@ impl<B: Backend> SecretsService<B> {
                 )));
             }
         };
-        let size = page_size(req.max_results, 100)?;
         let after = req
             .next_token
             .as_deref()
@@ -326,6 +337,39 @@ mod tests {
             .unwrap();
         let names: Vec<_> = second.secret_list.iter().map(|e| e.name.clone()).collect();
         assert_eq!(names, ["s4", "s5", "s6"]);
+    }
+
+    #[tokio::test]
+    async fn in_process_walks_take_pages_larger_than_the_api_allows() {
+        use crate::ports::RotationStore;
+        let (s, clock) = svc();
+        for i in 0..260 {
+            create(&s, &format!("w{i:03}"), "").await;
+            clock.advance_millis(1);
+        }
+        let mut req = ListSecretsRequest::default();
+        let mut sizes = Vec::new();
+        let mut names = Vec::new();
+        loop {
+            let page = s.list_secrets_in_pages_of(req.clone(), 250).await.unwrap();
+            sizes.push(page.secret_list.len());
+            names.extend(page.secret_list.into_iter().map(|e| e.name));
+            match page.next_token {
+                Some(t) => req.next_token = Some(t),
+                None => break,
+            }
+        }
+        assert_eq!(sizes, [250, 10]);
+        assert_eq!(names, reference(&s, &ListSecretsRequest::default()));
+        // The API itself still refuses more than 100.
+        let e = s
+            .list_secrets(ListSecretsRequest {
+                max_results: Some(250),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(e, SmError::InvalidParameter(_)), "{e:?}");
     }
 
     #[tokio::test]

@@ -129,6 +129,20 @@ pub trait RotationStore: SecretsApi {
 
     /// The store's clock (injected in tests).
     fn now(&self) -> crate::time::Timestamp;
+
+    /// `ListSecrets` in pages of up to `page_size` entries, for callers that walk every
+    /// secret (reports, fleet rotation). Through the AWS API a page holds at most 100 (this
+    /// default); a store in this process answers larger pages, so that walking 100,000
+    /// secrets takes a few passes over them rather than 1,000.
+    async fn list_secrets_in_pages_of(
+        &self,
+        req: ListSecretsRequest,
+        page_size: usize,
+    ) -> Result<ListSecretsResponse, SmError> {
+        let max_results = Some(page_size.clamp(1, 100) as i64);
+        self.list_secrets(ListSecretsRequest { max_results, ..req })
+            .await
+    }
 }
 
 /// A secret value together with the version it came from.

@@ -996,6 +996,14 @@ impl<B: Backend> RotationStore for SecretsService<B> {
     fn now(&self) -> Timestamp {
         self.backend.now()
     }
+
+    async fn list_secrets_in_pages_of(
+        &self,
+        req: ListSecretsRequest,
+        page_size: usize,
+    ) -> Result<ListSecretsResponse, SmError> {
+        self.list_page_of(&req, page_size)
+    }
 }
 
 #[cfg(test)]

@@ -80,7 +80,11 @@ pub fn parse_filters(args: &[String]) -> anyhow::Result<Vec<Filter>> {
     Ok(out)
 }
 
-/// Pages through ListSecrets, 100 secrets at a time: only one page is held at once.
+/// Secrets per page when walking a store: 100 through the AWS API, more in this process
+/// (the embedded store), where a page costs one pass over every secret.
+const PAGE: usize = 5_000;
+
+/// Pages through ListSecrets: only one page is held at once.
 pub struct Pager<'a> {
     store: &'a dyn RotationStore,
     req: ListSecretsRequest,
@@ -107,7 +111,10 @@ impl<'a> Pager<'a> {
         if self.done {
             return Ok(None);
         }
-        let page = self.store.list_secrets(self.req.clone()).await?;
+        let page = self
+            .store
+            .list_secrets_in_pages_of(self.req.clone(), PAGE)
+            .await?;
         match page.next_token {
             Some(t) => self.req.next_token = Some(t),
             None => self.done = true,
