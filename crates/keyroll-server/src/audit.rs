@@ -159,6 +159,34 @@ impl Audit {
         &self.log
     }
 
+    /// Records a Secrets Manager request refused at signature verification: no principal, the
+    /// access key id and region the request claimed, the error, nothing of its body.
+    pub fn refused(
+        &self,
+        event_name: &str,
+        headers: &http::HeaderMap,
+        meta: &RequestMeta,
+        request_id: &str,
+        error: (&str, &str),
+        read_only: bool,
+    ) {
+        self.api_call(ApiCall {
+            source: ApiSource::SecretsManager,
+            event_name,
+            region: crate::sigv4::claimed_region(headers).unwrap_or(""),
+            caller: Caller::Unauthenticated {
+                access_key_id: crate::sigv4::claimed_access_key_id(headers),
+            },
+            meta,
+            request_id,
+            params: Value::Null,
+            response: Value::Null,
+            error: Some(error),
+            read_only,
+            resource_arn: None,
+        });
+    }
+
     /// Records one API request. Failures are logged and counted, never answered: the call
     /// has already run. The record is written straight from the borrowed parts
     /// ([`keyroll_audit::ApiCall`]): parameters and response through the allow-lists of

@@ -564,21 +564,14 @@ pub async fn handle<R: Regions>(
             app.metrics.auth_failure(e.aws_type());
             let err: ApiError = e.into();
             if let Some(audit) = &app.audit {
-                audit.api_call(crate::audit::ApiCall {
-                    source: crate::audit::ApiSource::SecretsManager,
-                    event_name: "ListSecretChanges",
-                    region: sigv4::claimed_region(&parts.headers).unwrap_or(""),
-                    caller: crate::audit::Caller::Unauthenticated {
-                        access_key_id: sigv4::claimed_access_key_id(&parts.headers),
-                    },
-                    meta: &meta,
-                    request_id: &rid,
-                    params: serde_json::Value::Null,
-                    response: serde_json::Value::Null,
-                    error: Some((&err.kind, &err.message)),
-                    read_only: true,
-                    resource_arn: None,
-                });
+                audit.refused(
+                    "ListSecretChanges",
+                    &parts.headers,
+                    &meta,
+                    &rid,
+                    (&err.kind, &err.message),
+                    true,
+                );
             }
             return Ok(error_response(&err, &rid));
         }

@@ -816,21 +816,14 @@ async fn handle<R: Regions>(
             tracing::info!(request_id = %rid, error_type = e.aws_type(), "request refused by signature verification");
             let err: ApiError = e.into();
             if let Some(audit) = &app.audit {
-                audit.api_call(crate::audit::ApiCall {
-                    source: crate::audit::ApiSource::SecretsManager,
-                    event_name: target.strip_prefix("secretsmanager.").unwrap_or(target),
-                    region: sigv4::claimed_region(&parts.headers).unwrap_or(""),
-                    caller: crate::audit::Caller::Unauthenticated {
-                        access_key_id: sigv4::claimed_access_key_id(&parts.headers),
-                    },
-                    meta: &meta,
-                    request_id: &rid,
-                    params: serde_json::Value::Null,
-                    response: serde_json::Value::Null,
-                    error: Some((&err.kind, &err.message)),
-                    read_only: false,
-                    resource_arn: None,
-                });
+                audit.refused(
+                    target.strip_prefix("secretsmanager.").unwrap_or(target),
+                    &parts.headers,
+                    &meta,
+                    &rid,
+                    (&err.kind, &err.message),
+                    false,
+                );
             }
             return Ok(closing(error_response(&err, &rid)));
         }
