@@ -82,7 +82,7 @@ pub fn parse_filters(args: &[String]) -> anyhow::Result<Vec<Filter>> {
 
 /// Secrets per page when walking a store: 100 through the AWS API, more in this process
 /// (the embedded store), where a page costs one pass over every secret.
-const PAGE: usize = 5_000;
+pub(crate) const PAGE: usize = 5_000;
 
 /// Pages through ListSecrets: only one page is held at once.
 pub struct Pager<'a> {

@@ -378,18 +378,23 @@ impl SecretCmd {
                     filters: (!filters.is_empty()).then_some(filters),
                     sort_order: a.sort_order,
                 };
-                // Like the aws CLI: without --max-results, follow NextToken to the end.
-                let mut all = store()?.list_secrets(req.clone()).await?;
-                while a.max_results.is_none() {
-                    let Some(next) = all.next_token.take() else {
-                        break;
-                    };
-                    req.next_token = Some(next);
-                    let page = store()?.list_secrets(req.clone()).await?;
-                    all.secret_list.extend(page.secret_list);
-                    all.next_token = page.next_token;
+                // Like the aws CLI: without --max-results, follow NextToken to the end (in
+                // large pages where the store is in this process).
+                if a.max_results.is_none() {
+                    let mut all = store()?
+                        .list_secrets_in_pages_of(req.clone(), crate::fleet::PAGE)
+                        .await?;
+                    while let Some(next) = all.next_token.take() {
+                        req.next_token = Some(next);
+                        let page = store()?
+                            .list_secrets_in_pages_of(req.clone(), crate::fleet::PAGE)
+                            .await?;
+                        all.secret_list.extend(page.secret_list);
+                        all.next_token = page.next_token;
+                    }
+                    return output::print(format, &all);
                 }
-                output::print(format, &all)
+                output::print(format, &store()?.list_secrets(req).await?)
             }
             SecretCmd::Versions(a) => {
                 let mut req = ListSecretVersionIdsRequest {
