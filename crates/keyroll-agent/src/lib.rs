@@ -400,37 +400,47 @@ impl Query {
     }
 }
 
+/// GetSecretValue's JSON for a cached entry, in AWS's agent's member order, written straight
+/// from borrowed fields (no intermediate map).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Rendered<'a> {
+    #[serde(rename = "ARN")]
+    arn: &'a str,
+    name: &'a str,
+    version_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret_string: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret_binary: Option<String>,
+    version_stages: &'a [String],
+    created_date: Option<String>,
+}
+
 /// GetSecretValue's JSON for a cached entry (AWS's agent's shape: `CreatedDate` as a string of
 /// seconds, `SecretBinary` as base64).
 pub fn render(e: &SecretEntry) -> String {
     use base64::Engine;
-    let mut m = serde_json::Map::new();
-    m.insert("ARN".into(), e.arn.clone().into());
-    m.insert("Name".into(), e.name.clone().into());
-    m.insert("VersionId".into(), e.version_id.clone().into());
-    match e.secret_string() {
-        Some(s) => {
-            m.insert("SecretString".into(), s.into());
-        }
-        None => {
-            m.insert(
-                "SecretBinary".into(),
-                base64::engine::general_purpose::STANDARD
-                    .encode(e.value.expose_bytes())
-                    .into(),
-            );
-        }
-    }
-    m.insert("VersionStages".into(), e.version_stages.clone().into());
-    let created = match e.created_date {
-        Some(d) => {
-            let s = format!("{d:.3}");
-            serde_json::Value::String(s.trim_end_matches('0').trim_end_matches('.').to_string())
-        }
-        None => serde_json::Value::Null,
+    let secret_string = e.secret_string();
+    let secret_binary = match secret_string {
+        Some(_) => None,
+        None => Some(base64::engine::general_purpose::STANDARD.encode(e.value.expose_bytes())),
     };
-    m.insert("CreatedDate".into(), created);
-    serde_json::Value::Object(m).to_string()
+    let created_date = e.created_date.map(|d| {
+        let s = format!("{d:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    });
+    let r = Rendered {
+        arn: &e.arn,
+        name: &e.name,
+        version_id: &e.version_id,
+        secret_string,
+        secret_binary,
+        version_stages: &e.version_stages,
+        created_date,
+    };
+    // Serialising borrowed strings into a String cannot fail.
+    serde_json::to_string(&r).unwrap_or_default()
 }
 
 fn error_body(code: &str, message: &str) -> String {
@@ -770,5 +780,21 @@ mod tests {
         assert_eq!(v["VersionStages"][0], "AWSCURRENT");
         assert_eq!(v["CreatedDate"], "1700000000.5");
         assert!(v.get("SecretBinary").is_none());
+        // AWS's agent's member order.
+        let text = render(&e);
+        let at = |k: &str| text.find(&format!("\"{k}\"")).unwrap();
+        assert!(at("ARN") < at("Name") && at("Name") < at("VersionId"), "{text}");
+        assert!(at("VersionId") < at("SecretString"), "{text}");
+        assert!(at("SecretString") < at("VersionStages"), "{text}");
+        assert!(at("VersionStages") < at("CreatedDate"), "{text}");
+        let b = SecretEntry {
+            created_date: None,
+            value: keyroll_cache::SecretPayload::Binary(vec![0u8, 1, 2].into()),
+            ..e
+        };
+        let v: serde_json::Value = serde_json::from_str(&render(&b)).unwrap();
+        assert_eq!(v["SecretBinary"], "AAEC");
+        assert!(v.get("SecretString").is_none());
+        assert!(v["CreatedDate"].is_null());
     }
 }
