@@ -783,7 +783,10 @@ mod tests {
         // AWS's agent's member order.
         let text = render(&e);
         let at = |k: &str| text.find(&format!("\"{k}\"")).unwrap();
-        assert!(at("ARN") < at("Name") && at("Name") < at("VersionId"), "{text}");
+        assert!(
+            at("ARN") < at("Name") && at("Name") < at("VersionId"),
+            "{text}"
+        );
         assert!(at("VersionId") < at("SecretString"), "{text}");
         assert!(at("SecretString") < at("VersionStages"), "{text}");
         assert!(at("VersionStages") < at("CreatedDate"), "{text}");
