@@ -2,6 +2,9 @@
 //! temp dir, and real PostgreSQL 15 / MariaDB 10.11 servers from keyroll-testkit. Logins are
 //! checked with the servers' own command-line clients (`psql`, `mariadb`).
 
+mod common;
+use common::keyroll;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -9,21 +12,7 @@ use keyroll_testkit::mariadb::MariadbServer;
 use keyroll_testkit::postgres::PostgresServer;
 use serde_json::{Value, json};
 
-const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="; // base64 of 0..32
 const INITIAL: &str = "Initial-Pa55word";
-
-fn keyroll(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keyroll"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env("KEYROLL_MASTER_KEY", KEY)
-        .env_remove("AWS_REGION")
-        .env_remove("AWS_DEFAULT_REGION")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run keyroll")
-}
 
 fn ok(o: &Output) -> Value {
     assert!(

@@ -3,6 +3,9 @@
 //! rotation whose AWSPENDING logs in; drop an AWSPENDING that logs in nowhere) and refuses
 //! (nothing logs in; AWSCURRENT refused without a pending version) — one test per case.
 
+mod common;
+use common::keyroll;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -10,24 +13,8 @@ use keyroll_testkit::mariadb::MariadbServer;
 use keyroll_testkit::postgres::PostgresServer;
 use serde_json::{Value, json};
 
-const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="; // base64 of 0..32
 const INITIAL: &str = "Initial-Pa55word";
 const OTHER: &str = "Changed-0ut-of-band";
-
-fn keyroll(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keyroll"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env("KEYROLL_MASTER_KEY", KEY)
-        .env_remove("AWS_REGION")
-        .env_remove("AWS_DEFAULT_REGION")
-        .env_remove("KEYROLL_CONFIG")
-        .env_remove("KEYROLL_STORE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run keyroll")
-}
 
 fn ok(o: &Output) -> Value {
     assert!(

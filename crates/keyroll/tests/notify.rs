@@ -2,32 +2,17 @@
 //! `[notify]` section of its configuration file (a real local HTTP receiver here), and never
 //! a secret value; an unreachable channel does not change the rotation's outcome.
 
+mod common;
+use common::keyroll;
+
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use keyroll_testkit::webhook::WebhookReceiver;
 use serde_json::Value;
 
-const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="; // base64 of 0..32
 const SENTINEL: &str = "SENTINEL-cli-3b9e-never-in-a-payload";
-
-fn keyroll(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keyroll"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env("KEYROLL_MASTER_KEY", KEY)
-        .env_remove("AWS_REGION")
-        .env_remove("AWS_DEFAULT_REGION")
-        .env_remove("KEYROLL_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run keyroll")
-}
 
 fn write_config(dir: &Path, body: &str) -> String {
     let path = dir.join("notify.toml");

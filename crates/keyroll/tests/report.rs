@@ -2,6 +2,9 @@
 //! and a pending secret, reported in each format (CSV parsed back), then the same store
 //! through `keyroll serve` (`--endpoint-url`), and moto as AWS Secrets Manager.
 
+mod common;
+use common::{KEY, keyroll};
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -11,23 +14,6 @@ use keyroll_server::credentials::generate_key;
 use keyroll_testkit::moto::MotoServer;
 use secrecy::ExposeSecret;
 use serde_json::Value;
-
-const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="; // base64 of 0..32
-
-fn keyroll(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keyroll"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env("KEYROLL_MASTER_KEY", KEY)
-        .env_remove("AWS_REGION")
-        .env_remove("AWS_DEFAULT_REGION")
-        .env_remove("KEYROLL_STORE")
-        .env_remove("KEYROLL_CONFIG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run keyroll")
-}
 
 fn ok(o: &Output) -> String {
     assert!(
