@@ -59,6 +59,26 @@ impl<S, DB: Database> fmt::Debug for RotatingPool<S, DB> {
     }
 }
 
+/// `base` with the secret's username and password, and its host, port and dbname when it has
+/// them (PostgreSQL's and MySQL's sqlx options have the same setters, not a common trait).
+#[cfg(any(feature = "sqlx-postgres", feature = "sqlx-mysql"))]
+macro_rules! with_credentials {
+    ($base:expr, $c:expr) => {{
+        let (b, c) = ($base, $c);
+        let mut o = b.clone().username(&c.username).password(c.password());
+        if let Some(h) = &c.host {
+            o = o.host(h);
+        }
+        if let Some(p) = c.port {
+            o = o.port(p);
+        }
+        if let Some(d) = &c.dbname {
+            o = o.database(d);
+        }
+        o
+    }};
+}
+
 /// A rotation-aware PostgreSQL pool.
 #[cfg(feature = "sqlx-postgres")]
 pub type RotatingPgPool<S> = RotatingPool<S, sqlx::Postgres>;
@@ -75,20 +95,7 @@ impl<S: SecretSource> RotatingPool<S, sqlx::Postgres> {
         base: sqlx::postgres::PgConnectOptions,
         options: PoolOptions<sqlx::Postgres>,
     ) -> Result<Self, DbError> {
-        Self::build(creds, base, options, |b, c| {
-            let mut o = b.clone().username(&c.username).password(c.password());
-            if let Some(h) = &c.host {
-                o = o.host(h);
-            }
-            if let Some(p) = c.port {
-                o = o.port(p);
-            }
-            if let Some(d) = &c.dbname {
-                o = o.database(d);
-            }
-            o
-        })
-        .await
+        Self::build(creds, base, options, |b, c| with_credentials!(b, c)).await
     }
 }
 
@@ -101,20 +108,7 @@ impl<S: SecretSource> RotatingPool<S, sqlx::MySql> {
         base: sqlx::mysql::MySqlConnectOptions,
         options: PoolOptions<sqlx::MySql>,
     ) -> Result<Self, DbError> {
-        Self::build(creds, base, options, |b, c| {
-            let mut o = b.clone().username(&c.username).password(c.password());
-            if let Some(h) = &c.host {
-                o = o.host(h);
-            }
-            if let Some(p) = c.port {
-                o = o.port(p);
-            }
-            if let Some(d) = &c.dbname {
-                o = o.database(d);
-            }
-            o
-        })
-        .await
+        Self::build(creds, base, options, |b, c| with_credentials!(b, c)).await
     }
 }
 
