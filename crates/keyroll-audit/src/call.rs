@@ -29,6 +29,50 @@ pub struct IdentityRef<'a> {
     pub session: Option<SessionRef<'a>>,
 }
 
+/// A `userIdentity` serialised once ([`IdentityRef::encode`]) and written as it is into
+/// every record of the same caller: a server's principals make most of its requests.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EncodedIdentity(Box<[u8]>);
+
+impl std::fmt::Debug for EncodedIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("EncodedIdentity")
+            .field(&String::from_utf8_lossy(&self.0))
+            .finish()
+    }
+}
+
+/// The `userIdentity` of an [`ApiCall`]: its parts, or the same already serialised.
+#[derive(Debug, Clone, Copy)]
+pub enum Identity<'a> {
+    Parts(IdentityRef<'a>),
+    Encoded(&'a EncodedIdentity),
+}
+
+impl<'a> From<IdentityRef<'a>> for Identity<'a> {
+    fn from(parts: IdentityRef<'a>) -> Self {
+        Identity::Parts(parts)
+    }
+}
+
+impl<'a> From<&'a EncodedIdentity> for Identity<'a> {
+    fn from(encoded: &'a EncodedIdentity) -> Self {
+        Identity::Encoded(encoded)
+    }
+}
+
+impl Identity<'_> {
+    fn write(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        match self {
+            Identity::Parts(parts) => parts.write(out),
+            Identity::Encoded(encoded) => {
+                out.extend_from_slice(&encoded.0);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// `userIdentity.sessionContext`, borrowed.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionRef<'a> {
@@ -56,7 +100,7 @@ pub struct ApiCall<'a> {
     pub event_source: &'a str,
     pub event_name: &'a str,
     pub aws_region: &'a str,
-    pub user_identity: IdentityRef<'a>,
+    pub user_identity: Identity<'a>,
     pub source_ip_address: Option<IpAddr>,
     pub user_agent: Option<&'a str>,
     /// `errorCode` and `errorMessage`.
@@ -82,7 +126,7 @@ impl std::fmt::Debug for ApiCall<'_> {
             .field("event_source", &self.event_source)
             .field("event_name", &self.event_name)
             .field("aws_region", &self.aws_region)
-            .field("principal", &self.user_identity.arn)
+            .field("user_identity", &self.user_identity)
             .field("error_code", &self.error.map(|e| e.0))
             .field("resource_arn", &self.resource_arn)
             .finish_non_exhaustive()
@@ -92,7 +136,7 @@ impl std::fmt::Debug for ApiCall<'_> {
 /// `s` as a JSON string. Strings with nothing to escape (nearly all: ARNs, ids, names) are
 /// copied as they are; any other goes through `serde_json`'s escaping.
 pub(crate) fn string(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !needs_escape(s.as_bytes()) {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
@@ -100,6 +144,43 @@ pub(crate) fn string(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
         Ok(())
     } else {
         serde_json::to_writer(&mut *out, s)
+    }
+}
+
+/// Whether JSON needs any byte of `s` escaped (a control character, `"` or `\\`). Checked
+/// 16 bytes at a time without an early exit inside a block, which the compiler turns into
+/// vector compares: this runs over every string of every record.
+fn needs_escape(s: &[u8]) -> bool {
+    let special = |b: u8| (b < 0x20) | (b == b'"') | (b == b'\\');
+    let mut blocks = s.chunks_exact(16);
+    for block in &mut blocks {
+        if block.iter().fold(false, |acc, &b| acc | special(b)) {
+            return true;
+        }
+    }
+    blocks.remainder().iter().any(|&b| special(b))
+}
+
+/// An address as `Display` writes it; IPv4 (nearly every request) without the formatter.
+fn ip_address(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        IpAddr::V6(_) => {
+            let _ = write!(out, "{ip}");
+        }
     }
 }
 
@@ -117,12 +198,40 @@ fn opt_member(out: &mut Vec<u8>, head: &[u8], value: Option<&str>) -> serde_json
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`, as [`crate::AuditRecord`] writes `eventTime`.
+/// The text of the last second written is kept per thread: at any request rate above one
+/// per second, nearly every record reuses it.
 fn event_time(out: &mut Vec<u8>, t: &DateTime<Utc>) -> serde_json::Result<()> {
+    /// `"YYYY-MM-DDTHH:MM:SSZ"`, quotes included.
+    const QUOTED: usize = 22;
+    thread_local! {
+        static LAST: std::cell::Cell<Option<(i64, [u8; QUOTED])>> =
+            const { std::cell::Cell::new(None) };
+    }
+    let secs = t.timestamp();
+    if let Some((cached, text)) = LAST.get()
+        && cached == secs
+    {
+        out.extend_from_slice(&text);
+        return Ok(());
+    }
+    let at = out.len();
     let mut s = serde_json::Serializer::new(&mut *out);
-    crate::record::seconds::serialize(t, &mut s)
+    crate::record::seconds::serialize(t, &mut s)?;
+    if let Ok(text) = <[u8; QUOTED]>::try_from(&out[at..]) {
+        LAST.set(Some((secs, text)));
+    }
+    Ok(())
 }
 
 impl IdentityRef<'_> {
+    /// The identity serialised as every record writes it, to reuse with
+    /// [`Identity::Encoded`].
+    pub fn encode(&self) -> serde_json::Result<EncodedIdentity> {
+        let mut out = Vec::with_capacity(256);
+        self.write(&mut out)?;
+        Ok(EncodedIdentity(out.into_boxed_slice()))
+    }
+
     fn write(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         out.extend_from_slice(b"{\"type\":");
         string(out, self.identity_type)?;
@@ -172,7 +281,7 @@ impl ApiCall<'_> {
         if let Some(ip) = self.source_ip_address {
             // An address's text needs no escaping.
             out.extend_from_slice(b",\"sourceIPAddress\":\"");
-            let _ = write!(out, "{ip}");
+            ip_address(out, ip);
             out.push(b'"');
         }
         opt_member(out, b",\"userAgent\":", self.user_agent)?;
@@ -211,6 +320,103 @@ impl ApiCall<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_encoded_identity_writes_the_same_line_as_its_parts() {
+        let params = json!({"SecretId": "db"});
+        let null = Value::Null;
+        for parts in [user(), role()] {
+            let encoded = parts.encode().unwrap();
+            let call = |identity: Identity<'_>| {
+                let c = ApiCall {
+                    event_time: chrono::DateTime::from_timestamp(1_765_000_000, 0).unwrap(),
+                    event_source: "secretsmanager.amazonaws.com",
+                    event_name: "GetSecretValue",
+                    aws_region: "us-east-1",
+                    user_identity: identity,
+                    source_ip_address: None,
+                    user_agent: None,
+                    error: None,
+                    request_parameters: &params,
+                    response_elements: &null,
+                    request_id: Some("r-1"),
+                    read_only: true,
+                    resource_arn: None,
+                    recipient_account_id: "000000000000",
+                };
+                let mut out = Vec::new();
+                c.write(Uuid::nil(), &mut out).unwrap();
+                out
+            };
+            assert_eq!(call(parts.into()), call((&encoded).into()));
+        }
+    }
+
+    #[test]
+    fn escape_check_agrees_with_the_byte_by_byte_rule() {
+        let naive = |s: &[u8]| s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..70 {
+            for _ in 0..200 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        // Mostly plain text, sometimes a byte that needs escaping.
+                        match x % 40 {
+                            0 => b'"',
+                            1 => b'\\',
+                            2 => (x >> 8) as u8 % 0x20,
+                            _ => b' ' + ((x >> 8) as u8 % 95),
+                        }
+                    })
+                    .collect();
+                assert_eq!(needs_escape(&bytes), naive(&bytes), "{bytes:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn ip_addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.0.9.99",
+            "100.64.10.1",
+            "255.255.255.255",
+            "192.168.100.200",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:10.1.2.3",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = Vec::new();
+            ip_address(&mut out, ip);
+            assert_eq!(String::from_utf8(out).unwrap(), ip.to_string());
+        }
+    }
+
+    #[test]
+    fn event_times_reuse_only_the_same_second() {
+        use chrono::TimeZone;
+        let write = |t: DateTime<Utc>| {
+            let mut out = Vec::new();
+            event_time(&mut out, &t).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let t = Utc.with_ymd_and_hms(2026, 12, 7, 23, 59, 59).unwrap();
+        assert_eq!(write(t), "\"2026-12-07T23:59:59Z\"");
+        assert_eq!(
+            write(t + chrono::Duration::milliseconds(999)),
+            "\"2026-12-07T23:59:59Z\""
+        );
+        assert_eq!(
+            write(t + chrono::Duration::seconds(1)),
+            "\"2026-12-08T00:00:00Z\""
+        );
+        assert_eq!(write(t), "\"2026-12-07T23:59:59Z\"");
+    }
     use crate::record::{
         AuditRecord, Resource, SessionAttributes, SessionContext, SessionIssuer, UserIdentity,
     };
@@ -288,7 +494,10 @@ mod tests {
         r.request_id = c.request_id.map(str::to_string);
         r.read_only = Some(c.read_only);
         r.recipient_account_id = Some(c.recipient_account_id.to_string());
-        r.user_identity = owned(&c.user_identity);
+        r.user_identity = match &c.user_identity {
+            Identity::Parts(parts) => owned(parts),
+            Identity::Encoded(_) => unreachable!("the cases give their identity in parts"),
+        };
         r.request_parameters = sanitize_parameters(c.event_name, c.request_parameters.clone());
         r.response_elements = sanitize_parameters(c.event_name, c.response_elements.clone());
         if let Some((code, message)) = c.error {
@@ -317,7 +526,7 @@ mod tests {
             event_source: "secretsmanager.amazonaws.com",
             event_name: "GetSecretValue",
             aws_region: "us-east-1",
-            user_identity: user(),
+            user_identity: user().into(),
             source_ip_address: Some("127.0.0.1".parse().unwrap()),
             user_agent: Some("aws-cli/2 \"quoted\" \u{1}"),
             error: None,
@@ -333,7 +542,7 @@ mod tests {
         let variants = [
             base,
             ApiCall {
-                user_identity: role(),
+                user_identity: role().into(),
                 source_ip_address: Some("::1".parse().unwrap()),
                 user_agent: None,
                 resource_arn: None,
@@ -353,24 +562,24 @@ mod tests {
                 request_parameters: &put,
                 response_elements: &resp,
                 read_only: false,
-                user_identity: IdentityRef {
+                user_identity: Identity::Parts(IdentityRef {
                     identity_type: "Unknown",
                     access_key_id: None,
                     account_id: Some("000000000000"),
                     ..IdentityRef::default()
-                },
+                }),
                 source_ip_address: None,
                 ..base
             },
             ApiCall {
-                user_identity: IdentityRef {
+                user_identity: Identity::Parts(IdentityRef {
                     session: Some(SessionRef {
                         creation_date: "2026-12-07T01:02:03Z",
                         mfa_authenticated: false,
                         issuer: None,
                     }),
                     ..user()
-                },
+                }),
                 request_parameters: &null,
                 ..base
             },

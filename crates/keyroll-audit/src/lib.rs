@@ -106,7 +106,7 @@ mod sanitize;
 mod search;
 mod verify;
 
-pub use call::{ApiCall, IdentityRef, IssuerRef, SessionRef};
+pub use call::{ApiCall, EncodedIdentity, Identity, IdentityRef, IssuerRef, SessionRef};
 pub use error::{AuditError, IntegrityError, Problem};
 pub use files::{DIGESTS_FILE, DigestEntry, day_file_name};
 pub use log::{AuditLog, AuditOptions, AuditStats, Clock, Durability, ManualClock, SystemClock};

@@ -131,6 +131,10 @@ struct Inner {
     dir: PathBuf,
     options: AuditOptions,
     state: Mutex<State>,
+    /// Orders writes to the day file: a batch of buffered records is written outside the
+    /// state lock while this is held, and every other write takes it (under the state lock)
+    /// first. The lock order is always `state`, then `writer`.
+    writer: Mutex<Writer>,
     /// Signalled when an fsync finishes.
     synced: Condvar,
     /// Wakes the flusher thread (to stop).
@@ -161,12 +165,25 @@ struct State {
     closed: bool,
 }
 
+/// What the writer lock guards.
+struct Writer {
+    /// The buffer a batch is swapped into (its capacity is reused).
+    spare: Vec<u8>,
+    /// Why a batch written outside the state lock failed, for the next writer to record.
+    failed: Option<String>,
+}
+
 struct Current {
     day: NaiveDate,
     name: String,
     file: Arc<File>,
     records: u64,
     first_hash: Option<Hash>,
+}
+
+fn lock_writer(m: &Mutex<Writer>) -> MutexGuard<'_, Writer> {
+    // Nothing in `Writer` can be left half-updated by a panic.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -282,6 +299,10 @@ impl AuditLog {
                 last_write: Instant::now(),
                 failed: None,
                 closed: false,
+            }),
+            writer: Mutex::new(Writer {
+                spare: Vec::with_capacity(MAX_PENDING + 4096),
+                failed: None,
             }),
             synced: Condvar::new(),
             wake: Condvar::new(),
@@ -405,7 +426,7 @@ impl AuditLog {
                 if st.pending.len() >= MAX_PENDING
                     || st.last_write.elapsed() >= inner.options.flush_interval
                 {
-                    st.write_pending()?;
+                    inner.write_batch(st)?;
                 }
                 Ok(())
             }
@@ -426,7 +447,7 @@ impl AuditLog {
     pub fn flush(&self) -> Result<(), AuditError> {
         let mut st = lock(&self.inner.state);
         st.usable()?;
-        st.write_pending()
+        st.write_pending(&self.inner.writer)
     }
 
     /// Writes and fsyncs everything appended so far, and stops the log: later appends fail
@@ -514,8 +535,15 @@ impl State {
         e
     }
 
-    /// Writes the pending lines to the current file (to the OS).
-    fn write_pending(&mut self) -> Result<(), AuditError> {
+    /// Writes the pending lines to the current file (to the OS), under the state lock, once
+    /// any batch being written outside it is done.
+    fn write_pending(&mut self, writer: &Mutex<Writer>) -> Result<(), AuditError> {
+        let w = lock_writer(writer);
+        if let Some(reason) = &w.failed {
+            return Err(self.fail(AuditError::Failed {
+                reason: reason.clone(),
+            }));
+        }
         self.last_write = Instant::now();
         if self.pending.is_empty() {
             return Ok(());
@@ -558,7 +586,7 @@ impl Inner {
                 st = self.synced.wait(st).unwrap_or_else(|p| p.into_inner());
                 continue;
             }
-            st.write_pending()?;
+            st.write_pending(&self.writer)?;
             let target = st.written;
             let Some(file) = st.current.as_ref().map(|c| Arc::clone(&c.file)) else {
                 // Nothing open means the last file was closed, which fsyncs everything.
@@ -586,9 +614,49 @@ impl Inner {
         }
     }
 
+    /// Writes the pending lines of buffered records to the current file without holding the
+    /// state lock during the `write(2)`: other threads go on appending meanwhile. The batch
+    /// is swapped out under both locks, so batches reach the file in the order they were
+    /// chained.
+    fn write_batch(&self, mut st: MutexGuard<'_, State>) -> Result<(), AuditError> {
+        let mut w = lock_writer(&self.writer);
+        if let Some(reason) = &w.failed {
+            return Err(st.fail(AuditError::Failed {
+                reason: reason.clone(),
+            }));
+        }
+        st.last_write = Instant::now();
+        if st.pending.is_empty() {
+            return Ok(());
+        }
+        let Some((file, name)) = st
+            .current
+            .as_ref()
+            .map(|c| (Arc::clone(&c.file), c.name.clone()))
+        else {
+            return Err(st.fail(AuditError::Failed {
+                reason: "records pending with no day file open (a bug)".to_string(),
+            }));
+        };
+        let batch = &mut *w;
+        std::mem::swap(&mut batch.spare, &mut st.pending);
+        // Whoever writes next waits for this batch (it takes the writer lock first).
+        st.written = st.appended;
+        drop(st);
+        let result = (&*file).write_all(&batch.spare);
+        batch.spare.clear();
+        if let Err(e) = result {
+            let e = AuditError::io("write", self.dir.join(name), e);
+            w.failed = Some(e.to_string());
+            drop(w);
+            return Err(lock(&self.state).fail(e));
+        }
+        Ok(())
+    }
+
     /// Closes the current day file: writes and fsyncs it, then appends its digest.
     fn close_current(&self, st: &mut State) -> Result<(), AuditError> {
-        st.write_pending()?;
+        st.write_pending(&self.writer)?;
         let Some(c) = st.current.take() else {
             return Ok(());
         };
@@ -685,7 +753,7 @@ impl Inner {
             // Whatever is pending was appended at most one interval ago: write it.
             if st.failed.is_none() && !st.pending.is_empty() {
                 // A failure is recorded in the state and reported by the next append.
-                let _ = st.write_pending();
+                let _ = st.write_pending(&self.writer);
             }
         }
     }

@@ -7,12 +7,13 @@
 //! committed); records of reads are buffered and reach the file within the flush interval
 //! (`[audit] flush_interval_ms`, 1 s by default), or at once with `read_durability = "sync"`.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use keyroll_audit::{
-    AuditLog, AuditRecord, Durability, IdentityRef, IssuerRef, Resource, SECRETS_MANAGER_SOURCE,
-    STS_SOURCE, SessionAttributes, SessionContext, SessionIssuer, SessionRef, UserIdentity,
+    AuditLog, AuditRecord, Durability, EncodedIdentity, Identity, IdentityRef, IssuerRef, Resource,
+    SECRETS_MANAGER_SOURCE, STS_SOURCE, SessionAttributes, SessionContext, SessionIssuer,
+    SessionRef, UserIdentity,
 };
 use keyroll_core::time::Timestamp;
 use serde::Deserialize;
@@ -59,6 +60,24 @@ pub struct Audit {
     /// Records written, and appends that failed (also logged).
     pub written: AtomicU64,
     pub failed: AtomicU64,
+}
+
+/// A principal's `userIdentity`, serialised once with the access key it was first audited
+/// with (a principal signs with one key: its own, or its session's).
+#[derive(Default)]
+pub struct IdentityCache(OnceLock<(String, Option<EncodedIdentity>)>);
+
+/// A clone starts empty: it may be changed before it signs anything.
+impl Clone for IdentityCache {
+    fn clone(&self) -> Self {
+        IdentityCache::default()
+    }
+}
+
+impl std::fmt::Debug for IdentityCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdentityCache")
+    }
 }
 
 /// Who made a request, as far as the server knows it.
@@ -141,6 +160,37 @@ pub fn user_identity(p: &Principal, access_key_id: &str) -> UserIdentity {
     u
 }
 
+/// `userIdentity` of a principal signing with `access_key_id`, serialised.
+fn encoded_identity(p: &Principal, access_key_id: &str) -> serde_json::Result<EncodedIdentity> {
+    let creation_date = p.issued_at.map(secs_rfc3339);
+    IdentityRef {
+        identity_type: p.identity_type(),
+        principal_id: Some(&p.user_id),
+        arn: Some(&p.arn),
+        account_id: Some(&p.account),
+        access_key_id: Some(access_key_id),
+        user_name: p.username(),
+        session: creation_date.as_deref().map(|creation_date| SessionRef {
+            creation_date,
+            mfa_authenticated: p.mfa_authenticated(),
+            issuer: match &p.kind {
+                PrincipalKind::AssumedRole {
+                    role_name,
+                    role_arn,
+                    ..
+                } => Some(IssuerRef {
+                    principal_id: p.user_id.split(':').next().unwrap_or_default(),
+                    arn: role_arn,
+                    account_id: &p.account,
+                    user_name: role_name,
+                }),
+                PrincipalKind::User => None,
+            },
+        }),
+    }
+    .encode()
+}
+
 impl Audit {
     pub fn new(log: Arc<AuditLog>, account: &str, config: &AuditConfig) -> Self {
         Audit {
@@ -196,53 +246,42 @@ impl Audit {
             ApiSource::SecretsManager => SECRETS_MANAGER_SOURCE,
             ApiSource::Sts => STS_SOURCE,
         };
-        let creation_date;
-        let role_principal_id;
+        let fresh;
         let user_identity = match call.caller {
             Caller::Principal {
                 principal: p,
                 access_key_id,
-            } => IdentityRef {
-                identity_type: p.identity_type(),
-                principal_id: Some(&p.user_id),
-                arn: Some(&p.arn),
-                account_id: Some(&p.account),
-                access_key_id: Some(access_key_id),
-                user_name: p.username(),
-                session: match p.issued_at {
-                    None => None,
-                    Some(issued) => {
-                        creation_date = secs_rfc3339(issued);
-                        Some(SessionRef {
-                            creation_date: &creation_date,
-                            mfa_authenticated: p.mfa_authenticated(),
-                            issuer: match &p.kind {
-                                PrincipalKind::AssumedRole {
-                                    role_name,
-                                    role_arn,
-                                    ..
-                                } => {
-                                    role_principal_id =
-                                        p.user_id.split(':').next().unwrap_or_default();
-                                    Some(IssuerRef {
-                                        principal_id: role_principal_id,
-                                        arn: role_arn,
-                                        account_id: &p.account,
-                                        user_name: role_name,
-                                    })
-                                }
-                                PrincipalKind::User => None,
-                            },
-                        })
+            } => {
+                let cached = p.audit_identity.0.get_or_init(|| {
+                    (
+                        access_key_id.to_string(),
+                        encoded_identity(p, access_key_id).ok(),
+                    )
+                });
+                match cached {
+                    (key, Some(encoded)) if key == access_key_id => Identity::Encoded(encoded),
+                    _ => {
+                        fresh = encoded_identity(p, access_key_id);
+                        match &fresh {
+                            Ok(encoded) => Identity::Encoded(encoded),
+                            // Serialising strings into memory does not fail; were it to,
+                            // the record still names the key.
+                            Err(_) => Identity::Parts(IdentityRef {
+                                identity_type: "Unknown",
+                                access_key_id: Some(access_key_id),
+                                account_id: Some(&self.account),
+                                ..IdentityRef::default()
+                            }),
+                        }
                     }
-                },
-            },
-            Caller::Unauthenticated { access_key_id } => IdentityRef {
+                }
+            }
+            Caller::Unauthenticated { access_key_id } => Identity::Parts(IdentityRef {
                 identity_type: "Unknown",
                 access_key_id,
                 account_id: Some(&self.account),
                 ..IdentityRef::default()
-            },
+            }),
         };
         let null = Value::Null;
         let record = keyroll_audit::ApiCall {

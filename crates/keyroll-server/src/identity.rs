@@ -55,6 +55,8 @@ pub struct Principal {
     /// ARNs this principal also matches in a resource policy's `Principal` (a role session
     /// matches its role).
     pub aliases: Vec<String>,
+    /// Its `userIdentity` in the audit trail, serialised on its first audited request.
+    pub audit_identity: crate::audit::IdentityCache,
 }
 
 impl Principal {
@@ -77,6 +79,7 @@ impl Principal {
             issued_at: None,
             expires_at: None,
             aliases: Vec::new(),
+            audit_identity: Default::default(),
         }
     }
 

@@ -543,6 +543,7 @@ impl<'a> FunctionCredential<'a> {
             issued_at: Some(now),
             expires_at: Some(now + timeout.as_secs() as i64 + 60),
             aliases: vec![role_arn],
+            audit_identity: Default::default(),
         };
         app.keys.insert_temporary(key.clone(), Arc::new(principal));
         Ok(FunctionCredential {

@@ -106,6 +106,7 @@ impl Role {
             issued_at: None,
             expires_at: None,
             aliases: vec![self.arn.clone()],
+            audit_identity: Default::default(),
         }
     }
 }
