@@ -61,6 +61,7 @@
 //! - a `Principal` in an identity policy is ignored by [`evaluate`] (IAM refuses such a
 //!   policy: [`Policy::parse_as`] and [`validate`] report it).
 
+mod actions;
 mod condition;
 mod context;
 mod error;
@@ -173,13 +174,43 @@ impl std::fmt::Debug for Request<'_> {
 /// in any identity policy OR in the resource policy (whose Principal matches) allows; else
 /// implicit deny. For the explicit deny, say which policy type denied (identity first).
 pub fn evaluate(identity: &[&Policy], resource: Option<&Policy>, req: &Request<'_>) -> Decision {
+    // Action patterns are lowercased when parsed: lowercase the request's action once, and
+    // every statement compares it byte for byte instead of folding case each time.
+    let mut buf = [0u8; 128];
+    let action = match buf.get_mut(..req.action.len()) {
+        Some(lower) if req.action.is_ascii() => {
+            lower.copy_from_slice(req.action.as_bytes());
+            lower.make_ascii_lowercase();
+            // ASCII in, ASCII out.
+            std::str::from_utf8(lower).ok().map(|a| Action {
+                text: a,
+                fold: false,
+                checked: false,
+            })
+        }
+        _ => None,
+    }
+    .unwrap_or(Action {
+        text: req.action,
+        fold: true,
+        checked: false,
+    });
+    let known = if action.fold {
+        None
+    } else {
+        actions::id(action.text)
+    };
     let mut allowed = false;
     for policy in identity {
-        for s in policy.inner.statements.iter() {
+        let inner = &policy.inner;
+        let statements =
+            actions::Relevant::new(&inner.statements, inner.by_action.as_deref(), known);
+        let action = action.checked(statements.action_checked());
+        for s in statements {
             if s.effect == Effect::Allow && allowed {
                 continue;
             }
-            if applies(s, req, false) {
+            if applies(s, req, action, false) {
                 match s.effect {
                     Effect::Deny => return Decision::ExplicitDeny(PolicyType::Identity),
                     Effect::Allow => allowed = true,
@@ -188,11 +219,15 @@ pub fn evaluate(identity: &[&Policy], resource: Option<&Policy>, req: &Request<'
         }
     }
     if let Some(policy) = resource {
-        for s in policy.inner.statements.iter() {
+        let inner = &policy.inner;
+        let statements =
+            actions::Relevant::new(&inner.statements, inner.by_action.as_deref(), known);
+        let action = action.checked(statements.action_checked());
+        for s in statements {
             if s.effect == Effect::Allow && allowed {
                 continue;
             }
-            if applies(s, req, true) {
+            if applies(s, req, action, true) {
                 match s.effect {
                     Effect::Deny => return Decision::ExplicitDeny(PolicyType::Resource),
                     Effect::Allow => allowed = true,
@@ -207,15 +242,33 @@ pub fn evaluate(identity: &[&Policy], resource: Option<&Policy>, req: &Request<'
     }
 }
 
+/// The request's action as statements compare it: lowercased (`fold: false`), or as given
+/// with case folded in each comparison when it is not ASCII.
+#[derive(Clone, Copy)]
+struct Action<'a> {
+    text: &'a str,
+    fold: bool,
+    /// Every statement visited is already known to cover it (see [`actions::Relevant`]).
+    checked: bool,
+}
+
+impl Action<'_> {
+    fn checked(self, checked: bool) -> Self {
+        Action { checked, ..self }
+    }
+}
+
 /// Whether the statement applies to the request (its effect then counts).
-fn applies(s: &Statement, req: &Request<'_>, resource_policy: bool) -> bool {
+fn applies(s: &Statement, req: &Request<'_>, action: Action<'_>, resource_policy: bool) -> bool {
     let ctx = req.context;
-    let action_hit = s
-        .actions
-        .iter()
-        .any(|t| t.matches(req.action, ctx, true).unwrap_or(false));
-    if action_hit == s.not_action {
-        return false;
+    if !action.checked {
+        let action_hit = s
+            .actions
+            .iter()
+            .any(|t| t.matches(action.text, ctx, action.fold).unwrap_or(false));
+        if action_hit == s.not_action {
+            return false;
+        }
     }
     if s.not_resource {
         for t in s.resources.iter() {
@@ -239,11 +292,19 @@ fn applies(s: &Statement, req: &Request<'_>, resource_policy: bool) -> bool {
 
 /// The caller's account: from its ARN, else the request's.
 fn caller_account<'a>(req: &Request<'a>) -> &'a str {
-    req.principal_arn
-        .split(':')
-        .nth(4)
-        .filter(|a| !a.is_empty())
-        .unwrap_or(req.account)
+    // The fifth `:`-separated field: between the fourth colon and the next one (or the end).
+    let arn = req.principal_arn;
+    let mut colons = arn
+        .bytes()
+        .enumerate()
+        .filter(|&(_, b)| b == b':')
+        .map(|(i, _)| i);
+    let field = match (colons.nth(3), colons.next()) {
+        (Some(start), Some(end)) => &arn[start + 1..end],
+        (Some(start), None) => &arn[start + 1..],
+        (None, _) => "",
+    };
+    if field.is_empty() { req.account } else { field }
 }
 
 fn principal_applies(s: &Statement, req: &Request<'_>) -> bool {
@@ -251,7 +312,6 @@ fn principal_applies(s: &Statement, req: &Request<'_>) -> bool {
         // A resource policy statement names no principal: it applies to no one.
         return false;
     };
-    let account = caller_account(req);
     let is_caller = |arn: &str| arn == req.principal_arn || req.principal_aliases.contains(&arn);
     if !p.not {
         return p.entries.iter().any(|e| match e {
@@ -260,7 +320,7 @@ fn principal_applies(s: &Statement, req: &Request<'_>) -> bool {
             // account administrator must grant access"): it grants nothing by itself, except
             // to the account root. In a Deny it names everyone in the account.
             PrincipalEntry::Account(a) => {
-                **a == *account
+                **a == *caller_account(req)
                     && (s.effect == Effect::Deny || req.principal_arn.ends_with(":root"))
             }
             PrincipalEntry::Arn(arn) => is_caller(arn),
@@ -276,6 +336,7 @@ fn principal_applies(s: &Statement, req: &Request<'_>) -> bool {
                 || matches!(e, PrincipalEntry::Arn(x) if **x == *arn)
         })
     };
+    let account = caller_account(req);
     let account_named = p.entries.iter().any(|e| match e {
         PrincipalEntry::Anyone => true,
         PrincipalEntry::Account(a) => **a == *account,
@@ -302,6 +363,33 @@ fn principal_applies(s: &Statement, req: &Request<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_caller_account_is_the_fifth_field_of_its_arn() {
+        fn account(arn: &str) -> String {
+            caller_account(&Request {
+                action: "secretsmanager:GetSecretValue",
+                resource: "*",
+                principal_arn: arn,
+                principal_aliases: &[],
+                account: "999999999999",
+                context: &EmptyContext,
+            })
+            .to_string()
+        }
+        assert_eq!(
+            account("arn:aws:iam::123456789012:user/alice"),
+            "123456789012"
+        );
+        assert_eq!(
+            account("arn:aws:sts::123456789012:assumed-role/ops/s1"),
+            "123456789012"
+        );
+        assert_eq!(account("arn:aws:iam::123456789012"), "123456789012");
+        assert_eq!(account("arn:aws:iam:::user/alice"), "999999999999");
+        assert_eq!(account("not-an-arn"), "999999999999");
+        assert_eq!(account("arn:aws:iam::"), "999999999999");
+    }
 
     #[test]
     fn denial_messages_read_like_aws() {

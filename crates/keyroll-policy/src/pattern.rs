@@ -156,13 +156,26 @@ impl Template {
         if self.vars == 0 {
             return Ok(glob(&self.parts, &[], text, fold));
         }
-        let values = self.resolve(ctx)?;
+        // Patterns rarely hold more than a few variables: their values on the stack.
+        const INLINE: usize = 4;
+        if self.vars <= INLINE {
+            let mut values: [Cow<'_, str>; INLINE] = Default::default();
+            self.resolve(ctx, &mut values[..self.vars])?;
+            return Ok(glob(&self.parts, &values[..self.vars], text, fold));
+        }
+        let mut values = vec![Cow::Borrowed(""); self.vars];
+        self.resolve(ctx, &mut values)?;
         Ok(glob(&self.parts, &values, text, fold))
     }
 
-    /// The variables' values, in order; `Err` if one cannot be resolved.
-    fn resolve<'a>(&'a self, ctx: &'a dyn Context) -> Result<Vec<Cow<'a, str>>, Unresolved> {
-        let mut values = Vec::with_capacity(self.vars);
+    /// Puts the variables' values, in order, into `values` (one slot per variable); `Err`
+    /// if one cannot be resolved.
+    fn resolve<'a>(
+        &'a self,
+        ctx: &'a dyn Context,
+        values: &mut [Cow<'a, str>],
+    ) -> Result<(), Unresolved> {
+        let mut slots = values.iter_mut();
         for part in self.parts.iter() {
             if let Part::Var { key, default, .. } = part {
                 let value = match (ctx.get(key), default) {
@@ -172,10 +185,12 @@ impl Template {
                     (Some(CtxValue::Many(_)) | None, Some(d)) => Cow::Borrowed(&**d),
                     (Some(CtxValue::Many(_)) | None, None) => return Err(Unresolved),
                 };
-                values.push(value);
+                if let Some(slot) = slots.next() {
+                    *slot = value;
+                }
             }
         }
-        Ok(values)
+        Ok(())
     }
 }
 

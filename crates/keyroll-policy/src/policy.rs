@@ -65,6 +65,10 @@ pub(crate) struct Inner {
     pub version: Version,
     pub id: Option<Box<str>>,
     pub statements: Box<[Statement]>,
+    /// For each of [`crate::actions::KNOWN`], the statements (bit `i` = statement `i`) whose
+    /// `Action`/`NotAction` element covers it: evaluation visits only those and never
+    /// matches an action pattern. `None` beyond 64 statements.
+    pub by_action: Option<Box<[u64]>>,
 }
 
 /// A parsed, immutable policy; cloning is cheap (shared).
@@ -263,10 +267,12 @@ pub(crate) fn parse_collect(text: &str) -> Result<(Option<Policy>, Vec<PolicyErr
         }
     }
     if errors.is_empty() {
+        let by_action = crate::actions::index(&statements);
         let inner = Inner {
             version,
             id,
             statements: statements.into(),
+            by_action,
         };
         Ok((
             Some(Policy {
