@@ -73,10 +73,11 @@ pub fn nominal_arn(op: Operation, params: &RequestParams, region: &str, account:
 }
 
 /// Parsed resource policies, by text (a secret's policy changes rarely; parsing it on every
-/// request would dominate the cost of authorization).
+/// request would dominate the cost of authorization). Keyed with foldhash: SipHash over a
+/// policy's text on every request cost more than evaluating it.
 #[derive(Debug, Default)]
 pub struct PolicyCache {
-    parsed: RwLock<HashMap<String, Arc<Policy>>>,
+    parsed: RwLock<HashMap<String, Arc<Policy>, foldhash::fast::RandomState>>,
 }
 
 const POLICY_CACHE_MAX: usize = 10_000;
@@ -123,11 +124,24 @@ pub fn check(q: &Question<'_>, cache: &PolicyCache) -> Result<(), ApiError> {
         .secret
         .and_then(|s| s.resource_policy.as_deref())
         .and_then(|t| cache.get(t));
-    let identity: Vec<&Policy> = q.principal.policies.iter().map(|p| p.as_ref()).collect();
+    // Nearly every principal has one identity policy: no allocation for it.
+    let one_policy;
+    let several: Vec<&Policy>;
+    let identity: &[&Policy] = match q.principal.policies.as_slice() {
+        [] => &[],
+        [p] => {
+            one_policy = [p.as_ref()];
+            &one_policy
+        }
+        all => {
+            several = all.iter().map(|p| p.as_ref()).collect();
+            &several
+        }
+    };
     let aliases: Vec<&str> = q.principal.aliases.iter().map(String::as_str).collect();
     let ctx = RequestContext { q };
     let decision = keyroll_policy::evaluate(
-        &identity,
+        identity,
         resource_policy.as_deref(),
         &Request {
             action: q.action,
@@ -207,29 +221,57 @@ fn tag_value<'a>(
 /// `aws:userid`, `aws:PrincipalArn` (a role session's role), `aws:PrincipalAccount`,
 /// `aws:PrincipalType`.
 pub fn principal_value<'a>(p: &'a Principal, key: &str) -> Option<CtxValue<'a>> {
-    if let Some(tag) = strip_prefix_ci(key, "aws:PrincipalTag/") {
+    let mut buf = [0u8; KEY_BUF];
+    principal_value_of(p, Key::new(key, &mut buf)?)
+}
+
+/// Condition keys are compared without regard to case (IAM's rule): a key is lowercased
+/// once, on the stack, and every name below is compared with that. The longest key
+/// keyroll knows is far shorter than this; a longer one is none of them.
+const KEY_BUF: usize = 256;
+
+/// A condition key as the policy wrote it, and lowercased.
+#[derive(Clone, Copy)]
+struct Key<'k> {
+    text: &'k str,
+    lower: &'k str,
+}
+
+impl<'k> Key<'k> {
+    fn new(text: &'k str, buf: &'k mut [u8; KEY_BUF]) -> Option<Key<'k>> {
+        let lower = buf.get_mut(..text.len())?;
+        lower.copy_from_slice(text.as_bytes());
+        lower.make_ascii_lowercase();
+        // ASCII lowercasing keeps UTF-8 valid.
+        let lower = std::str::from_utf8(lower).ok()?;
+        Some(Key { text, lower })
+    }
+
+    /// The rest of the key (as written) after a lowercase `prefix`.
+    fn after(&self, prefix: &str) -> Option<&'k str> {
+        self.lower
+            .starts_with(prefix)
+            .then(|| &self.text[prefix.len()..])
+    }
+}
+
+fn principal_value_of<'a>(p: &'a Principal, key: Key<'_>) -> Option<CtxValue<'a>> {
+    if let Some(tag) = key.after("aws:principaltag/") {
         return tag_value(p.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())), tag);
     }
-    let name = strip_prefix_ci(key, "aws:")?;
-    let is = |n: &str| name.eq_ignore_ascii_case(n);
-    if is("username") {
-        p.username().map(|u| CtxValue::One(Cow::Borrowed(u)))
-    } else if is("userid") {
-        one(p.user_id.as_str())
-    } else if is("PrincipalArn") {
-        match &p.kind {
+    match key.lower {
+        "aws:username" => p.username().map(|u| CtxValue::One(Cow::Borrowed(u))),
+        "aws:userid" => one(p.user_id.as_str()),
+        "aws:principalarn" => match &p.kind {
             PrincipalKind::AssumedRole { role_arn, .. } => one(role_arn.as_str()),
             PrincipalKind::User => one(p.arn.as_str()),
-        }
-    } else if is("PrincipalAccount") {
-        one(p.account.as_str())
-    } else if is("PrincipalType") {
-        one(match p.kind {
+        },
+        "aws:principalaccount" => one(p.account.as_str()),
+        "aws:principaltype" => one(match p.kind {
             PrincipalKind::User => "User",
             PrincipalKind::AssumedRole { .. } => "AssumedRole",
-        })
-    } else {
-        None
+        }),
+        _ => None,
     }
 }
 
@@ -262,11 +304,14 @@ impl Context for RequestContext<'_> {
         let p = q.principal;
         let params = q.params;
         let str_param = |name: &str| params.get(name).and_then(Value::as_str);
-        if let Some(v) = principal_value(p, key) {
+        let mut buf = [0u8; KEY_BUF];
+        let key = Key::new(key, &mut buf)?;
+        if let Some(v) = principal_value_of(p, key) {
             return Some(v);
         }
-        if let Some(tag) = strip_prefix_ci(key, "aws:ResourceTag/")
-            .or_else(|| strip_prefix_ci(key, "secretsmanager:ResourceTag/"))
+        if let Some(tag) = key
+            .after("aws:resourcetag/")
+            .or_else(|| key.after("secretsmanager:resourcetag/"))
         {
             let s = q.secret?;
             return tag_value(
@@ -274,16 +319,10 @@ impl Context for RequestContext<'_> {
                 tag,
             );
         }
-        if let Some(tag) = strip_prefix_ci(key, "aws:RequestTag/") {
+        if let Some(tag) = key.after("aws:requesttag/") {
             return tag_value(request_tags(params), tag);
         }
-        // Lower-case the key on the stack (no allocation per condition): every key below is
-        // shorter than 64 bytes, so a longer one is none of them.
-        let mut buf = [0u8; 64];
-        let lower = buf.get_mut(..key.len())?;
-        lower.copy_from_slice(key.as_bytes());
-        lower.make_ascii_lowercase();
-        match std::str::from_utf8(lower).unwrap_or("") {
+        match key.lower {
             "aws:sourceip" => one(q.meta.source_ip.to_string()),
             "aws:securetransport" => boolean(q.meta.secure_transport),
             "aws:currenttime" => one(q
