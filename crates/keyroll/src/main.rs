@@ -23,6 +23,12 @@ mod secret;
 mod serve;
 mod store;
 
+/// mimalloc instead of glibc's malloc: under load, `keyroll serve`'s worker threads waited
+/// on glibc's arena locks (futex waits inside `realloc` and `free`, profiled in
+/// docs/BENCHMARKS.md); mimalloc's per-thread heaps do not.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
