@@ -278,7 +278,9 @@ pub struct SecretRecord {
     pub primary_region: Option<String>,
     /// For a primary: where it is replicated.
     pub replicas: Vec<ReplicaStatus>,
-    pub resource_policy: Option<String>,
+    /// Shared, not copied, when the record is cloned: authorization reads it on every
+    /// request (and caches its parse by this allocation).
+    pub resource_policy: Option<std::sync::Arc<str>>,
     pub rotation_status: Option<RotationStatus>,
     /// Versions in creation order.
     pub versions: Vec<VersionEntry>,

@@ -155,7 +155,7 @@ impl<B: Backend> SecretsService<B> {
         let (rec, ()) = self.modify_record(&req.secret_id, |r| {
             r.ensure_not_deleted()?;
             reject_replica(r)?;
-            r.resource_policy = Some(policy.clone());
+            r.resource_policy = Some(policy.as_str().into());
             Ok(())
         })?;
         Ok(arn_name(&rec))
@@ -172,7 +172,7 @@ impl<B: Backend> SecretsService<B> {
         Ok(GetResourcePolicyResponse {
             arn: rec.arn.clone(),
             name: rec.name.clone(),
-            resource_policy: rec.resource_policy.clone(),
+            resource_policy: rec.resource_policy.as_deref().map(str::to_string),
         })
     }
 

@@ -72,33 +72,59 @@ pub fn nominal_arn(op: Operation, params: &RequestParams, region: &str, account:
     format!("arn:aws:secretsmanager:{region}:{account}:secret:{id}{suffix}")
 }
 
-/// Parsed resource policies, by text (a secret's policy changes rarely; parsing it on every
-/// request would dominate the cost of authorization). Keyed with foldhash: SipHash over a
-/// policy's text on every request cost more than evaluating it.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Parsed resource policies (parsing a policy on every request would dominate the cost of
+/// authorization). A stored policy's text is an `Arc<str>` that every clone of its record
+/// shares, so the cache first looks up that allocation: no hashing or comparing of the text
+/// per request. A text met in a new allocation (a record read again from disk, another
+/// secret with the same policy) is looked up by content, then remembered by allocation.
 #[derive(Debug, Default)]
 pub struct PolicyCache {
-    parsed: RwLock<HashMap<String, Arc<Policy>, foldhash::fast::RandomState>>,
+    /// By the address of the text's allocation; the entry holds the `Arc`, so no other text
+    /// can be at that address while it exists.
+    by_allocation: RwLock<FastMap<usize, (Arc<str>, Arc<Policy>)>>,
+    by_text: RwLock<FastMap<Arc<str>, Arc<Policy>>>,
 }
 
-const POLICY_CACHE_MAX: usize = 10_000;
+/// Entries per map before it is emptied (policies are at most 20 KiB).
+const POLICY_CACHE_MAX: usize = 4096;
 
 impl PolicyCache {
     /// The parsed policy, or `None` when the stored text does not parse (it was validated on
     /// `PutResourcePolicy`; a policy that no longer parses grants nothing).
-    pub fn get(&self, text: &str) -> Option<Arc<Policy>> {
-        if let Ok(m) = self.parsed.read()
-            && let Some(p) = m.get(text)
+    pub fn get(&self, text: &Arc<str>) -> Option<Arc<Policy>> {
+        let at = Arc::as_ptr(text).cast::<u8>() as usize;
+        if let Ok(m) = self.by_allocation.read()
+            && let Some((held, p)) = m.get(&at)
+            && Arc::ptr_eq(held, text)
         {
             return Some(p.clone());
         }
-        let p = Arc::new(Policy::parse(text).ok()?);
-        if let Ok(mut m) = self.parsed.write() {
-            if m.len() >= POLICY_CACHE_MAX {
-                m.clear();
+        let known = self
+            .by_text
+            .read()
+            .ok()
+            .and_then(|m| m.get(&**text).cloned());
+        let p = match known {
+            Some(p) => p,
+            None => {
+                let p = Arc::new(Policy::parse(text).ok()?);
+                insert(&self.by_text, text.clone(), p.clone());
+                p
             }
-            m.insert(text.to_string(), p.clone());
-        }
+        };
+        insert(&self.by_allocation, at, (text.clone(), p.clone()));
         Some(p)
+    }
+}
+
+fn insert<K: std::hash::Hash + Eq, V>(map: &RwLock<FastMap<K, V>>, key: K, value: V) {
+    if let Ok(mut m) = map.write() {
+        if m.len() >= POLICY_CACHE_MAX {
+            m.clear();
+        }
+        m.insert(key, value);
     }
 }
 
@@ -122,7 +148,7 @@ pub struct Question<'a> {
 pub fn check(q: &Question<'_>, cache: &PolicyCache) -> Result<(), ApiError> {
     let resource_policy = q
         .secret
-        .and_then(|s| s.resource_policy.as_deref())
+        .and_then(|s| s.resource_policy.as_ref())
         .and_then(|t| cache.get(t));
     // Nearly every principal has one identity policy: no allocation for it.
     let one_policy;
@@ -550,6 +576,37 @@ mod tests {
         assert!(ask(r#"{"SecretId":"a","VersionStage":"AWSCURRENT"}"#).is_ok());
         let e = ask(r#"{"SecretId":"a","VersionStage":"AWSPREVIOUS"}"#).unwrap_err();
         assert_eq!(e.kind, "AccessDeniedException");
+    }
+
+    #[test]
+    fn the_policy_cache_answers_by_allocation_and_by_text() {
+        let text = |allow: &str| -> Arc<str> {
+            format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"{allow}","Resource":"*"}}]}}"#
+            )
+            .into()
+        };
+        let cache = PolicyCache::default();
+        let a = text("secretsmanager:GetSecretValue");
+        let first = cache.get(&a).unwrap();
+        assert!(Arc::ptr_eq(&first, &cache.get(&a.clone()).unwrap()));
+        // The same text in another allocation: the same parse.
+        let a2 = text("secretsmanager:GetSecretValue");
+        assert!(!Arc::ptr_eq(&a, &a2));
+        assert!(Arc::ptr_eq(&first, &cache.get(&a2).unwrap()));
+        // Another text is another policy, wherever it lives.
+        let b = text("secretsmanager:DescribeSecret");
+        let second = cache.get(&b).unwrap();
+        assert!(!Arc::ptr_eq(&first, &second));
+        // An allocation freed and reused cannot be mistaken for the old text: the cache
+        // holds what it saw, so every text it was given is still alive.
+        drop((a, a2, b));
+        for i in 0..100 {
+            let c = text(&format!("secretsmanager:Op{i}"));
+            let p = cache.get(&c).unwrap();
+            assert!(!Arc::ptr_eq(&p, &first) && !Arc::ptr_eq(&p, &second));
+        }
+        assert!(cache.get(&Arc::from("not a policy")).is_none());
     }
 
     #[test]
