@@ -173,6 +173,13 @@ struct Writer {
     failed: Option<String>,
 }
 
+/// The right to write pending lines to the day file, in order (see [`State::begin_write`]).
+struct WriteTurn<'w> {
+    writer: MutexGuard<'w, Writer>,
+    file: Arc<File>,
+    name: String,
+}
+
 struct Current {
     day: NaiveDate,
     name: String,
@@ -535,9 +542,14 @@ impl State {
         e
     }
 
-    /// Writes the pending lines to the current file (to the OS), under the state lock, once
-    /// any batch being written outside it is done.
-    fn write_pending(&mut self, writer: &Mutex<Writer>) -> Result<(), AuditError> {
+    /// Takes the writer lock for writing the pending lines (after any batch being written
+    /// outside the state lock) and returns it with the current file and its name; `None`
+    /// when nothing is pending. Fails when an earlier batch could not be written, or when
+    /// lines are pending with no day file open.
+    fn begin_write<'w>(
+        &mut self,
+        writer: &'w Mutex<Writer>,
+    ) -> Result<Option<WriteTurn<'w>>, AuditError> {
         let w = lock_writer(writer);
         if let Some(reason) = &w.failed {
             return Err(self.fail(AuditError::Failed {
@@ -546,17 +558,34 @@ impl State {
         }
         self.last_write = Instant::now();
         if self.pending.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        let Some(c) = &self.current else {
-            return Err(self.fail(AuditError::Failed {
+        match &self.current {
+            Some(c) => Ok(Some(WriteTurn {
+                writer: w,
+                file: Arc::clone(&c.file),
+                name: c.name.clone(),
+            })),
+            None => Err(self.fail(AuditError::Failed {
                 reason: "records pending with no day file open (a bug)".to_string(),
-            }));
+            })),
+        }
+    }
+
+    /// Writes the pending lines to the current file (to the OS), under the state lock, once
+    /// any batch being written outside it is done.
+    fn write_pending(&mut self, writer: &Mutex<Writer>) -> Result<(), AuditError> {
+        // The writer lock is held (`_turn`) until the lines are written.
+        let Some(WriteTurn {
+            writer: _turn,
+            file,
+            name,
+        }) = self.begin_write(writer)?
+        else {
+            return Ok(());
         };
-        let result = (&*c.file).write_all(&self.pending);
-        if let Err(e) = result {
-            let path = PathBuf::from(&c.name);
-            return Err(self.fail(AuditError::io("write", path, e)));
+        if let Err(e) = (&*file).write_all(&self.pending) {
+            return Err(self.fail(AuditError::io("write", PathBuf::from(name), e)));
         }
         self.pending.clear();
         self.written = self.appended;
@@ -619,24 +648,13 @@ impl Inner {
     /// is swapped out under both locks, so batches reach the file in the order they were
     /// chained.
     fn write_batch(&self, mut st: MutexGuard<'_, State>) -> Result<(), AuditError> {
-        let mut w = lock_writer(&self.writer);
-        if let Some(reason) = &w.failed {
-            return Err(st.fail(AuditError::Failed {
-                reason: reason.clone(),
-            }));
-        }
-        st.last_write = Instant::now();
-        if st.pending.is_empty() {
-            return Ok(());
-        }
-        let Some((file, name)) = st
-            .current
-            .as_ref()
-            .map(|c| (Arc::clone(&c.file), c.name.clone()))
+        let Some(WriteTurn {
+            writer: mut w,
+            file,
+            name,
+        }) = st.begin_write(&self.writer)?
         else {
-            return Err(st.fail(AuditError::Failed {
-                reason: "records pending with no day file open (a bug)".to_string(),
-            }));
+            return Ok(());
         };
         let batch = &mut *w;
         std::mem::swap(&mut batch.spare, &mut st.pending);
