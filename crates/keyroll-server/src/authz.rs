@@ -83,8 +83,15 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub struct PolicyCache {
     /// By the address of the text's allocation; the entry holds the `Arc`, so no other text
     /// can be at that address while it exists.
-    by_allocation: RwLock<FastMap<usize, (Arc<str>, Arc<Policy>)>>,
+    by_allocation: RwLock<FastMap<usize, Seen>>,
     by_text: RwLock<FastMap<Arc<str>, Arc<Policy>>>,
+}
+
+/// A text the cache was given, held so that its address stays its own, and its parse.
+#[derive(Debug)]
+struct Seen {
+    text: Arc<str>,
+    policy: Arc<Policy>,
 }
 
 /// Entries per map before it is emptied (policies are at most 20 KiB).
@@ -96,10 +103,10 @@ impl PolicyCache {
     pub fn get(&self, text: &Arc<str>) -> Option<Arc<Policy>> {
         let at = Arc::as_ptr(text).cast::<u8>() as usize;
         if let Ok(m) = self.by_allocation.read()
-            && let Some((held, p)) = m.get(&at)
-            && Arc::ptr_eq(held, text)
+            && let Some(seen) = m.get(&at)
+            && Arc::ptr_eq(&seen.text, text)
         {
-            return Some(p.clone());
+            return Some(seen.policy.clone());
         }
         let known = self
             .by_text
@@ -114,7 +121,14 @@ impl PolicyCache {
                 p
             }
         };
-        insert(&self.by_allocation, at, (text.clone(), p.clone()));
+        insert(
+            &self.by_allocation,
+            at,
+            Seen {
+                text: text.clone(),
+                policy: p.clone(),
+            },
+        );
         Some(p)
     }
 }
