@@ -65,6 +65,7 @@ mod actions;
 mod condition;
 mod context;
 mod error;
+mod memo;
 mod net;
 mod pattern;
 mod policy;
@@ -72,6 +73,7 @@ mod validate;
 
 pub use context::{Context, CtxValue, EmptyContext, MapContext};
 pub use error::{Place, PolicyError};
+pub use memo::DecisionMemo;
 pub use policy::{Effect, Policy, Version};
 pub use validate::{
     CHECK_PUBLIC_ACCESS, CHECK_SYNTAX, Finding, MAX_RESOURCE_POLICY_CHARS, is_public, validate,

@@ -2,7 +2,9 @@
 //! can only take permissions away, removing an allow can only take permissions away, and
 //! the order of statements does not matter.
 
-use keyroll_policy::{Decision, MapContext, Policy, PolicyType, Request, evaluate, validate};
+use keyroll_policy::{
+    Decision, DecisionMemo, MapContext, Policy, PolicyType, Request, evaluate, validate,
+};
 use proptest::prelude::*;
 
 const ACCT: &str = "123456789012";
@@ -291,6 +293,45 @@ proptest! {
         prop_assert!(after != Decision::Allow || before == Decision::Allow, "{before:?} -> {after:?}");
         // Removing an allow cannot create or lift an explicit deny either.
         prop_assert_eq!(matches!(after, Decision::ExplicitDeny(_)), matches!(before, Decision::ExplicitDeny(_)));
+    }
+
+    #[test]
+    fn the_decision_memo_always_answers_as_evaluate_does((identity, resource) in policies(), requests in prop::collection::vec(req(), 1..40)) {
+        // The same parsed policies for every request (the memo keys on the objects), a
+        // memo small enough to evict, and requests drawn from few values so that most
+        // questions repeat with the same or changed context answers.
+        let ids: Vec<Policy> = identity
+            .iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| Policy::parse(&doc(p, false)).unwrap())
+            .collect();
+        let res = (!resource.is_empty()).then(|| Policy::parse(&doc(&resource, true)).unwrap());
+        let refs: Vec<&Policy> = ids.iter().collect();
+        let mut memo = DecisionMemo::new(3);
+        // Each request twice in a row (a hit), then the whole list again (hits and misses).
+        for r in requests.iter().flat_map(|r| [r, r]).chain(requests.iter()) {
+            let mut ctx = MapContext::new();
+            for (k, v) in &r.context {
+                ctx.set(k, v);
+            }
+            if let Some(keys) = &r.tag_keys {
+                ctx.set_many("aws:TagKeys", keys.iter().copied());
+            }
+            let (principal, aliases) = PRINCIPALS[r.principal];
+            let request = Request {
+                action: r.action,
+                resource: r.resource,
+                principal_arn: principal,
+                principal_aliases: aliases,
+                account: ACCT,
+                context: &ctx,
+            };
+            prop_assert_eq!(
+                memo.evaluate(&refs, res.as_ref(), &request),
+                evaluate(&refs, res.as_ref(), &request),
+                "{:?}", r
+            );
+        }
     }
 
     #[test]

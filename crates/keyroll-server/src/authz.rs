@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use keyroll_core::model::SecretRecord;
 use keyroll_core::time::Timestamp;
-use keyroll_policy::{Context, CtxValue, Decision, Policy, PolicyType, Request};
+use keyroll_policy::{Context, CtxValue, Decision, DecisionMemo, Policy, PolicyType, Request};
 use serde_json::{Map, Value};
 
 use crate::dispatch::Operation;
@@ -158,6 +158,18 @@ pub struct Question<'a> {
     pub resource: &'a str,
 }
 
+thread_local! {
+    /// This thread's recent decisions. A decision is reused only for the same policy objects,
+    /// action, resource and principal, when every condition key the evaluation read answers
+    /// the same again (`keyroll_policy::DecisionMemo`): what it saves is walking the
+    /// policies' statements, which serving other requests has pushed out of the CPU's caches.
+    static MEMO: std::cell::RefCell<DecisionMemo> =
+        std::cell::RefCell::new(DecisionMemo::new(MEMO_CAPACITY));
+}
+
+/// Decisions remembered per thread.
+const MEMO_CAPACITY: usize = 64;
+
 /// Checks `q`; `Err` is the `AccessDeniedException` to answer.
 pub fn check(q: &Question<'_>, cache: &PolicyCache) -> Result<(), ApiError> {
     let resource_policy = q
@@ -180,18 +192,19 @@ pub fn check(q: &Question<'_>, cache: &PolicyCache) -> Result<(), ApiError> {
     };
     let aliases: Vec<&str> = q.principal.aliases.iter().map(String::as_str).collect();
     let ctx = RequestContext { q };
-    let decision = keyroll_policy::evaluate(
-        identity,
-        resource_policy.as_deref(),
-        &Request {
-            action: q.action,
-            resource: q.resource,
-            principal_arn: &q.principal.arn,
-            principal_aliases: &aliases,
-            account: &q.principal.account,
-            context: &ctx,
-        },
-    );
+    let request = Request {
+        action: q.action,
+        resource: q.resource,
+        principal_arn: &q.principal.arn,
+        principal_aliases: &aliases,
+        account: &q.principal.account,
+        context: &ctx,
+    };
+    let resource_policy = resource_policy.as_deref();
+    let decision = MEMO.with(|memo| match memo.try_borrow_mut() {
+        Ok(mut memo) => memo.evaluate(identity, resource_policy, &request),
+        Err(_) => keyroll_policy::evaluate(identity, resource_policy, &request),
+    });
     match decision {
         Decision::Allow => Ok(()),
         other => Err(denied(q.principal, q.action, q.resource, other)),
