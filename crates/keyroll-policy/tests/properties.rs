@@ -208,6 +208,29 @@ fn req() -> impl Strategy<Value = Req> {
         })
 }
 
+fn context(r: &Req) -> MapContext {
+    let mut ctx = MapContext::new();
+    for (k, v) in &r.context {
+        ctx.set(k, v);
+    }
+    if let Some(keys) = &r.tag_keys {
+        ctx.set_many("aws:TagKeys", keys.iter().copied());
+    }
+    ctx
+}
+
+fn request<'a>(r: &'a Req, ctx: &'a MapContext) -> Request<'a> {
+    let (principal, aliases) = PRINCIPALS[r.principal];
+    Request {
+        action: r.action,
+        resource: r.resource,
+        principal_arn: principal,
+        principal_aliases: aliases,
+        account: ACCT,
+        context: ctx,
+    }
+}
+
 fn decide(identity: &[Vec<Stmt>], resource: Option<&[Stmt]>, r: &Req) -> Decision {
     let ids: Vec<Policy> = identity
         .iter()
@@ -217,27 +240,9 @@ fn decide(identity: &[Vec<Stmt>], resource: Option<&[Stmt]>, r: &Req) -> Decisio
     let res = resource
         .filter(|p| !p.is_empty())
         .map(|p| Policy::parse(&doc(p, true)).unwrap());
-    let mut ctx = MapContext::new();
-    for (k, v) in &r.context {
-        ctx.set(k, v);
-    }
-    if let Some(keys) = &r.tag_keys {
-        ctx.set_many("aws:TagKeys", keys.iter().copied());
-    }
-    let (principal, aliases) = PRINCIPALS[r.principal];
     let refs: Vec<&Policy> = ids.iter().collect();
-    evaluate(
-        &refs,
-        res.as_ref(),
-        &Request {
-            action: r.action,
-            resource: r.resource,
-            principal_arn: principal,
-            principal_aliases: aliases,
-            account: ACCT,
-            context: &ctx,
-        },
-    )
+    let ctx = context(r);
+    evaluate(&refs, res.as_ref(), &request(r, &ctx))
 }
 
 fn policies() -> impl Strategy<Value = (Vec<Vec<Stmt>>, Vec<Stmt>)> {
@@ -310,22 +315,8 @@ proptest! {
         let mut memo = DecisionMemo::new(3);
         // Each request twice in a row (a hit), then the whole list again (hits and misses).
         for r in requests.iter().flat_map(|r| [r, r]).chain(requests.iter()) {
-            let mut ctx = MapContext::new();
-            for (k, v) in &r.context {
-                ctx.set(k, v);
-            }
-            if let Some(keys) = &r.tag_keys {
-                ctx.set_many("aws:TagKeys", keys.iter().copied());
-            }
-            let (principal, aliases) = PRINCIPALS[r.principal];
-            let request = Request {
-                action: r.action,
-                resource: r.resource,
-                principal_arn: principal,
-                principal_aliases: aliases,
-                account: ACCT,
-                context: &ctx,
-            };
+            let ctx = context(r);
+            let request = request(r, &ctx);
             prop_assert_eq!(
                 memo.evaluate(&refs, res.as_ref(), &request),
                 evaluate(&refs, res.as_ref(), &request),
