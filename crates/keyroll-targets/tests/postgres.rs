@@ -255,6 +255,31 @@ async fn a_step_blocked_on_a_role_lock_fails_at_its_deadline_while_another_rotat
     // when the abandoned ALTER ROLE went through after the lock was released (then
     // AWSPENDING already logs in, and the rotation goes on to finish).
     locker.batch_execute("ROLLBACK").await.unwrap();
+    // The abandoned ALTER ROLE may still be running in its backend (it waited for the lock,
+    // not for the client that gave up): PostgreSQL refuses two concurrent updates of one
+    // role ("tuple concurrently updated"), so let it finish before resuming.
+    let mut waited = Duration::ZERO;
+    loop {
+        let running: i64 = locker
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE pid <> pg_backend_pid() AND state = 'active' \
+                 AND query ILIKE 'ALTER ROLE%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if running == 0 {
+            break;
+        }
+        assert!(
+            waited < Duration::from_secs(30),
+            "the abandoned ALTER ROLE never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
+    }
     let report = h.rotate(&blocked).await.unwrap();
     assert!(report.resumed);
     let now = h.current(&blocked).await;
