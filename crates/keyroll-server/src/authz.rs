@@ -274,13 +274,13 @@ fn tag_value<'a>(
 /// `aws:userid`, `aws:PrincipalArn` (a role session's role), `aws:PrincipalAccount`,
 /// `aws:PrincipalType`.
 pub fn principal_value<'a>(p: &'a Principal, key: &str) -> Option<CtxValue<'a>> {
-    let mut buf = [0u8; KEY_BUF];
-    principal_value_of(p, Key::new(key, &mut buf)?)
+    let (mut buf, mut long) = ([0u8; KEY_BUF], String::new());
+    principal_value_of(p, Key::new(key, &mut buf, &mut long))
 }
 
 /// Condition keys are compared without regard to case (IAM's rule): a key is lowercased
-/// once, on the stack, and every name below is compared with that. The longest key
-/// keyroll knows is far shorter than this; a longer one is none of them.
+/// once, on the stack when it fits (every key AWS defines does, tag keys included), and
+/// every name below is compared with that.
 const KEY_BUF: usize = 256;
 
 /// A condition key as the policy wrote it, and lowercased.
@@ -291,13 +291,22 @@ struct Key<'k> {
 }
 
 impl<'k> Key<'k> {
-    fn new(text: &'k str, buf: &'k mut [u8; KEY_BUF]) -> Option<Key<'k>> {
-        let lower = buf.get_mut(..text.len())?;
-        lower.copy_from_slice(text.as_bytes());
-        lower.make_ascii_lowercase();
-        // ASCII lowercasing keeps UTF-8 valid.
-        let lower = std::str::from_utf8(lower).ok()?;
-        Some(Key { text, lower })
+    /// `text` lowercased into `buf`, or into `long` when it does not fit.
+    fn new(text: &'k str, buf: &'k mut [u8; KEY_BUF], long: &'k mut String) -> Key<'k> {
+        // ASCII lowercasing keeps UTF-8 valid, so the stack copy always reads back.
+        let on_stack = buf.get_mut(..text.len()).and_then(|lower| {
+            lower.copy_from_slice(text.as_bytes());
+            lower.make_ascii_lowercase();
+            std::str::from_utf8(lower).ok()
+        });
+        let lower = match on_stack {
+            Some(lower) => lower,
+            None => {
+                *long = text.to_ascii_lowercase();
+                long.as_str()
+            }
+        };
+        Key { text, lower }
     }
 
     /// The rest of the key (as written) after a lowercase `prefix`.
@@ -357,8 +366,8 @@ impl Context for RequestContext<'_> {
         let p = q.principal;
         let params = q.params;
         let str_param = |name: &str| params.get(name).and_then(Value::as_str);
-        let mut buf = [0u8; KEY_BUF];
-        let key = Key::new(key, &mut buf)?;
+        let (mut buf, mut long) = ([0u8; KEY_BUF], String::new());
+        let key = Key::new(key, &mut buf, &mut long);
         if let Some(v) = principal_value_of(p, key) {
             return Some(v);
         }
@@ -603,6 +612,37 @@ mod tests {
         assert!(ask(r#"{"SecretId":"a","VersionStage":"AWSCURRENT"}"#).is_ok());
         let e = ask(r#"{"SecretId":"a","VersionStage":"AWSPREVIOUS"}"#).unwrap_err();
         assert_eq!(e.kind, "AccessDeniedException");
+    }
+
+    #[test]
+    fn condition_keys_of_any_length_are_looked_up() {
+        let mut p = principal(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+        );
+        let long_tag = "t".repeat(300);
+        p.tags.insert(long_tag.clone(), "v".into());
+        p.tags.insert("Team".into(), "pay".into());
+        let key = format!("AWS:PrincipalTag/{long_tag}");
+        assert_eq!(principal_value(&p, &key), one("v"));
+        assert_eq!(principal_value(&p, "aws:principaltag/Team"), one("pay"));
+        assert_eq!(principal_value(&p, "AWS:UserName"), one("app"));
+        let params = request_params(
+            format!(r#"{{"Tags":[{{"Key":"{long_tag}","Value":"w"}}]}}"#).as_bytes(),
+        );
+        let m = meta();
+        let q = Question {
+            op: Operation::CreateSecret,
+            action: "secretsmanager:CreateSecret",
+            region: "us-east-1",
+            principal: &p,
+            params: &params,
+            meta: &m,
+            secret: None,
+            resource: "*",
+        };
+        let ctx = RequestContext { q: &q };
+        assert_eq!(ctx.get(&format!("aws:RequestTag/{long_tag}")), one("w"));
+        assert_eq!(ctx.get("AWS:SecureTransport"), one("false"));
     }
 
     #[test]
