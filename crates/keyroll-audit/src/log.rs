@@ -657,6 +657,8 @@ impl Inner {
             return Ok(());
         };
         let batch = &mut *w;
+        // Empty unless a write panicked midway: never carry its lines into the chain again.
+        batch.spare.clear();
         std::mem::swap(&mut batch.spare, &mut st.pending);
         // Whoever writes next waits for this batch (it takes the writer lock first).
         st.written = st.appended;
