@@ -121,7 +121,13 @@ async fn slow_clients_do_not_starve(mut config: Config) {
         tick.tick().await;
         loop {
             tick.tick().await;
-            slow.retain(|s| !matches!(s.try_write(b" "), Ok(0) | Err(_)));
+            // Dropped only once the server has closed it: a would-block (tokio reports one
+            // whenever it has not yet seen the socket writable) must not close it from here,
+            // or the server would count it as a client that left rather than one it closed.
+            slow.retain(|s| match s.try_write(b" ") {
+                Ok(n) => n > 0,
+                Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+            });
         }
     });
     let t0 = Instant::now();
