@@ -111,8 +111,15 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_ticks():
+    """(idle, total) clock ticks of the whole machine, from /proc/stat."""
+    fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return fields[3] + fields[4], sum(fields[:8])
+
+
 def wrk(url, script, connections, duration, threads, pid=None):
     c0, t0 = (cpu_seconds(pid), time.time()) if pid else (None, None)
+    m0 = machine_ticks()
     out = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency",
          "-s", script, url + "/"],
@@ -124,7 +131,11 @@ def wrk(url, script, connections, duration, threads, pid=None):
         lat[pct] = float(val) * UNITS[unit]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = int(bad.group(1)) if bad else 0
-    r = {"rps": rps, "p50_ms": lat.get("50"), "p99_ms": lat.get("99"), "non_2xx": errors}
+    m1 = machine_ticks()
+    r = {"rps": rps, "p50_ms": lat.get("50"), "p99_ms": lat.get("99"), "non_2xx": errors,
+         # CPU the machine left unused while wrk ran: requests/s only measures the server's
+         # cost per request when this stays near 0.
+         "machine_idle_pct": round((m1[0] - m0[0]) / max(1, m1[1] - m0[1]) * 100, 1)}
     if pid:
         # Server CPU time per request: less sensitive to other load on the machine.
         r["server_cpu_us_per_req"] = round((cpu_seconds(pid) - c0) / (rps * (time.time() - t0)) * 1e6, 1)

@@ -8,10 +8,11 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, SubsecRound, Utc};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use crate::call::ApiCall;
 use crate::error::AuditError;
@@ -160,7 +161,6 @@ struct State {
     syncing: bool,
     /// fsyncs of day files since open.
     fsyncs: u64,
-    last_write: Instant,
     failed: Option<String>,
     closed: bool,
 }
@@ -303,7 +303,6 @@ impl AuditLog {
                 synced: 0,
                 syncing: false,
                 fsyncs: 0,
-                last_write: Instant::now(),
                 failed: None,
                 closed: false,
             }),
@@ -412,6 +411,9 @@ impl AuditLog {
         durability: Durability,
     ) -> Result<(), AuditError> {
         let inner = &*self.inner;
+        // The link is the line's last field, so all but its last block or two can be hashed
+        // before taking the lock that orders the chain.
+        let head = head_hash(line, at);
         let mut st = lock(&inner.state);
         st.usable()?;
         let day = match (&st.current, st.closed_day) {
@@ -426,13 +428,12 @@ impl AuditLog {
             inner.open_day(&mut st, day)?;
         }
 
-        let seq = st.push(line, at);
+        let seq = st.push(line, at, head);
 
         match durability {
             Durability::Buffered => {
-                if st.pending.len() >= MAX_PENDING
-                    || st.last_write.elapsed() >= inner.options.flush_interval
-                {
+                // The flusher thread writes smaller batches within the flush interval.
+                if st.pending.len() >= MAX_PENDING {
                     inner.write_batch(st)?;
                 }
                 Ok(())
@@ -505,15 +506,28 @@ impl fmt::Debug for AuditLog {
     }
 }
 
+/// The SHA-256 state after the bytes of `line` before its link (which starts at `at`).
+fn head_hash(line: &[u8], at: usize) -> Sha256 {
+    Sha256::new_with_prefix(&line[..at])
+}
+
+/// The SHA-256 of a line from [`head_hash`] of its bytes before the link and the rest of it
+/// (`tail`: the link and what follows): the same as [`sha256`] of the whole line.
+fn finish_hash(mut head: Sha256, tail: &[u8]) -> Hash {
+    head.update(tail);
+    head.finalize().into()
+}
+
 impl State {
     /// Links a serialised record (`line`, placeholder at `at`) to the last one and queues
-    /// it for the current file; returns its sequence number.
-    fn push(&mut self, line: &mut [u8], at: usize) -> u64 {
+    /// it for the current file; returns its sequence number. `head` is [`head_hash`]
+    /// of the same line: the hash of the bytes before the link, computed outside the lock.
+    fn push(&mut self, line: &mut [u8], at: usize, head: Sha256) -> u64 {
         let mut hex_buf = [0u8; 64];
         // Cannot fail: the buffer is exactly twice the hash length.
         let _ = hex::encode_to_slice(self.last_hash, &mut hex_buf);
         line[at..at + 64].copy_from_slice(&hex_buf);
-        let hash = sha256(line);
+        let hash = finish_hash(head, &line[at..]);
         self.pending.extend_from_slice(line);
         self.pending.push(b'\n');
         self.last_hash = hash;
@@ -556,7 +570,6 @@ impl State {
                 reason: reason.clone(),
             }));
         }
-        self.last_write = Instant::now();
         if self.pending.is_empty() {
             return Ok(None);
         }
@@ -747,7 +760,8 @@ impl Inner {
                     );
                     rec.read_only = Some(true);
                     let (mut line, at) = serialize(&mut rec)?;
-                    st.push(&mut line, at);
+                    let head = head_hash(&line, at);
+                    st.push(&mut line, at, head);
                 }
                 Ok(())
             }
@@ -863,4 +877,24 @@ fn parse_hash(s: &str) -> Option<Hash> {
     let mut h = ZERO;
     hex::decode_to_slice(s, &mut h).ok()?;
     Some(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_split_at_the_link_is_the_hash_of_the_whole_line() {
+        // Every split point around SHA-256's 64-byte blocks, and lines of 1 to 3 blocks.
+        for len in [66usize, 100, 127, 128, 129, 191, 192, 193, 300] {
+            let line: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            for at in 0..=len - 66 {
+                assert_eq!(
+                    finish_hash(head_hash(&line, at), &line[at..]),
+                    sha256(&line),
+                    "len {len}, link at {at}"
+                );
+            }
+        }
+    }
 }
