@@ -100,7 +100,44 @@ const POLICY_CACHE_MAX: usize = 4096;
 impl PolicyCache {
     /// The parsed policy, or `None` when the stored text does not parse (it was validated on
     /// `PutResourcePolicy`; a policy that no longer parses grants nothing).
+    ///
+    /// Answered first from this thread's own handles ([`LOCAL_POLICIES`]), so that a request
+    /// touches neither a lock nor a reference count that the other threads also write.
     pub fn get(&self, text: &Arc<str>) -> Option<Arc<Policy>> {
+        let hit = LOCAL_POLICIES.with(|local| {
+            let local = local.try_borrow().ok()?;
+            let entry = local.iter().find(|e| Arc::ptr_eq(&e.text, text))?;
+            Some(entry.mine.clone())
+        });
+        if hit.is_some() {
+            return hit;
+        }
+        let shared = self.shared(text)?;
+        LOCAL_POLICIES.with(|local| {
+            let Ok(mut local) = local.try_borrow_mut() else {
+                return Some(shared);
+            };
+            // One handle per parse and thread: the same text in another allocation answers
+            // with the same object, as the shared maps do.
+            let mine = local
+                .iter()
+                .find(|e| Arc::ptr_eq(&e.shared, &shared))
+                .map(|e| e.mine.clone())
+                .unwrap_or_else(|| Arc::new(Policy::clone(&shared)));
+            if local.len() >= LOCAL_POLICIES_MAX {
+                local.remove(0);
+            }
+            local.push(LocalPolicy {
+                text: text.clone(),
+                shared,
+                mine: mine.clone(),
+            });
+            Some(mine)
+        })
+    }
+
+    /// The parse shared by all threads: by allocation, then by text.
+    fn shared(&self, text: &Arc<str>) -> Option<Arc<Policy>> {
         let at = Arc::as_ptr(text).cast::<u8>() as usize;
         if let Ok(m) = self.by_allocation.read()
             && let Some(seen) = m.get(&at)
@@ -132,6 +169,25 @@ impl PolicyCache {
         Some(p)
     }
 }
+
+/// A thread's handle on a parsed policy: `mine` is a clone of `shared` (a `Policy` clone
+/// shares its parse) with a reference count only this thread changes. Holding `text` keeps
+/// its address from being reused while the entry exists. A parse depends on nothing but the
+/// text, so the entries serve every [`PolicyCache`] of the process.
+struct LocalPolicy {
+    text: Arc<str>,
+    shared: Arc<Policy>,
+    mine: Arc<Policy>,
+}
+
+thread_local! {
+    /// This thread's recently used resource policies, oldest first.
+    static LOCAL_POLICIES: std::cell::RefCell<Vec<LocalPolicy>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Resource policies remembered per thread.
+const LOCAL_POLICIES_MAX: usize = 16;
 
 fn insert<K: std::hash::Hash + Eq, V>(map: &RwLock<FastMap<K, V>>, key: K, value: V) {
     if let Ok(mut m) = map.write() {
