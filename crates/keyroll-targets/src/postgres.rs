@@ -11,6 +11,12 @@
 //!
 //! Alternating users: the clone is created `IN ROLE` the original (membership, with the
 //! default `INHERIT`), so it holds whatever the original is granted, now and later.
+//!
+//! A statement abandoned mid-flight (its step ran past its deadline and was dropped) is
+//! cancelled: PostgreSQL does not notice a client that went away while a statement waits for
+//! a lock, so an abandoned `ALTER ROLE` would otherwise change the password later, behind the
+//! rotation's back, and leave AWSCURRENT unable to log in until the rotation is resumed. The
+//! cancel request goes to the address of the session's own connection.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,7 +31,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage, Socket};
+use tokio_postgres::{CancelToken, Client, NoTls, SimpleQueryMessage, Socket};
 use zeroize::Zeroizing;
 
 use crate::TargetConfig;
@@ -47,6 +53,68 @@ pub struct Postgres;
 pub struct PgConn {
     client: Client,
     driver: tokio::task::JoinHandle<()>,
+    cancel: Canceller,
+}
+
+/// What a cancel request needs: the session's token and the TLS it connected with.
+struct Canceller {
+    token: CancelToken,
+    tls: CancelTls,
+}
+
+#[derive(Clone)]
+enum CancelTls {
+    Off,
+    Rustls(Arc<rustls::ClientConfig>),
+}
+
+impl Canceller {
+    /// Sends the cancel request from a task of its own (the caller is being dropped).
+    fn cancel_in_background(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let token = self.token.clone();
+        let tls = self.tls.clone();
+        runtime.spawn(async move {
+            let sent = match tls {
+                CancelTls::Off => token.cancel_query(NoTls).await,
+                CancelTls::Rustls(config) => {
+                    let maker = MakeRustls {
+                        config,
+                        used: Arc::new(AtomicBool::new(false)),
+                    };
+                    token.cancel_query(maker).await
+                }
+            };
+            match sent {
+                Ok(()) => tracing::info!("cancelled a statement abandoned at its step's deadline"),
+                Err(e) => tracing::warn!(
+                    error = %chain(&e),
+                    "could not cancel a statement abandoned at its step's deadline; it may \
+                     still run until the server's lock_timeout/statement_timeout"
+                ),
+            }
+        });
+    }
+}
+
+/// Armed while a statement is in flight: dropped armed (the statement's future was dropped
+/// before it finished), it cancels the statement on the server.
+struct InFlight<'c>(Option<&'c Canceller>);
+
+impl InFlight<'_> {
+    fn finished(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            c.cancel_in_background();
+        }
+    }
 }
 
 /// `"name"`, with `"` doubled. Rejects NUL, which PostgreSQL identifiers cannot hold.
@@ -208,11 +276,10 @@ impl Postgres {
         secret: Option<&str>,
     ) -> Result<Vec<Vec<Option<String>>>, TargetError> {
         io.stats.round_trip();
-        let msgs = conn
-            .client
-            .simple_query(sql)
-            .await
-            .map_err(|e| statement_error(login, what, e, secret))?;
+        let in_flight = InFlight(Some(&conn.cancel));
+        let msgs = conn.client.simple_query(sql).await;
+        in_flight.finished();
+        let msgs = msgs.map_err(|e| statement_error(login, what, e, secret))?;
         Ok(msgs
             .into_iter()
             .filter_map(|m| match m {
@@ -228,6 +295,7 @@ impl Postgres {
         io: &Io<'_>,
         cfg: &tokio_postgres::Config,
         tls: T,
+        cancel_tls: CancelTls,
         used: &AtomicBool,
     ) -> Result<PgConn, Failure>
     where
@@ -243,7 +311,15 @@ impl Postgres {
                     let _ = connection.await;
                 });
                 io.stats.login(used.load(Ordering::Relaxed));
-                Ok(PgConn { client, driver })
+                let cancel = Canceller {
+                    token: client.cancel_token(),
+                    tls: cancel_tls,
+                };
+                Ok(PgConn {
+                    client,
+                    driver,
+                    cancel,
+                })
             }
             Err(e) => {
                 let f = classify(e);
@@ -283,7 +359,7 @@ impl Dialect for Postgres {
         let (mode, config) = match tls {
             TlsAttempt::Off => {
                 cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
-                return Self::finish_connect(io, &cfg, NoTls, &used).await;
+                return Self::finish_connect(io, &cfg, NoTls, CancelTls::Off, &used).await;
             }
             TlsAttempt::Prefer(t) => (
                 tokio_postgres::config::SslMode::Prefer,
@@ -296,14 +372,14 @@ impl Dialect for Postgres {
         };
         cfg.ssl_mode(mode);
         let maker = MakeRustls {
-            config,
+            config: config.clone(),
             used: used.clone(),
         };
-        Self::finish_connect(io, &cfg, maker, &used).await
+        Self::finish_connect(io, &cfg, maker, CancelTls::Rustls(config), &used).await
     }
 
     async fn close(&self, conn: PgConn) {
-        let PgConn { client, driver } = conn;
+        let PgConn { client, driver, .. } = conn;
         drop(client);
         let _ = driver.await;
     }
