@@ -265,19 +265,80 @@ impl IdentityRef<'_> {
     }
 }
 
+/// Where the parts of a line written by [`ApiCall::write`] are.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Written {
+    /// The bytes before this offset describe the call and its caller (identity, operation,
+    /// region, parameters, resource): they repeat from one request of a caller to the next.
+    /// What follows is the request's own (time, address, ids, outcome).
+    pub stable: usize,
+    /// Where the 64 zeros of `previousRecordSha256` start.
+    pub link: usize,
+}
+
+/// Everything [`ApiCall::write_stable`] writes from, owned: two calls with equal keys
+/// write equal stable parts. Only calls whose identity is already encoded and whose
+/// parameters are all strings (or absent) have one; equality of those is plain byte
+/// equality, with nothing (such as `0.0` and `-0.0`) equal yet written differently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StableKey {
+    identity: Box<[u8]>,
+    event_source: String,
+    event_name: String,
+    aws_region: String,
+    /// `None` for a request without a body.
+    parameters: Option<Vec<(String, String)>>,
+    read_only: bool,
+    resource_arn: Option<String>,
+    recipient_account_id: String,
+}
+
 impl ApiCall<'_> {
     /// Appends the record's line (without a newline) to `out`, with `event_id` and 64 zeros
-    /// as `previousRecordSha256`; returns where those zeros start.
-    pub(crate) fn write(&self, event_id: Uuid, out: &mut Vec<u8>) -> serde_json::Result<usize> {
+    /// as `previousRecordSha256` (in one go; the log writes the two parts itself).
+    #[cfg(test)]
+    pub(crate) fn write(&self, event_id: Uuid, out: &mut Vec<u8>) -> serde_json::Result<Written> {
+        self.write_stable(out)?;
+        let stable = out.len();
+        let link = self.write_rest(event_id, out)?;
+        Ok(Written { stable, link })
+    }
+
+    /// The part of the line that describes the call and its caller.
+    pub(crate) fn write_stable(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         out.extend_from_slice(b"{\"eventVersion\":\"");
         out.extend_from_slice(EVENT_VERSION.as_bytes());
         out.extend_from_slice(b"\",\"userIdentity\":");
         self.user_identity.write(out)?;
-        out.extend_from_slice(b",\"eventTime\":");
-        event_time(out, &self.event_time)?;
         member(out, b",\"eventSource\":", self.event_source)?;
         member(out, b",\"eventName\":", self.event_name)?;
         member(out, b",\"awsRegion\":", self.aws_region)?;
+        out.extend_from_slice(b",\"requestParameters\":");
+        write_sanitized(self.event_name, self.request_parameters, out)?;
+        out.extend_from_slice(b",\"readOnly\":");
+        out.extend_from_slice(if self.read_only { b"true" } else { b"false" });
+        if let Some(arn) = self.resource_arn {
+            out.extend_from_slice(b",\"resources\":[{\"ARN\":");
+            string(out, arn)?;
+            member(out, b",\"accountId\":", self.recipient_account_id)?;
+            out.extend_from_slice(b",\"type\":\"AWS::SecretsManager::Secret\"}]");
+        }
+        member(out, b",\"eventType\":", API_CALL)?;
+        out.extend_from_slice(b",\"managementEvent\":true");
+        member(out, b",\"recipientAccountId\":", self.recipient_account_id)?;
+        member(out, b",\"eventCategory\":", "Management")
+    }
+
+    /// The rest of the line after [`ApiCall::write_stable`]: the request's own members and
+    /// the link; returns where the link's 64 zeros start.
+    pub(crate) fn write_rest(
+        &self,
+        event_id: Uuid,
+        out: &mut Vec<u8>,
+    ) -> serde_json::Result<usize> {
+        out.extend_from_slice(b",\"eventTime\":");
+        event_time(out, &self.event_time)?;
         if let Some(ip) = self.source_ip_address {
             // An address's text needs no escaping.
             out.extend_from_slice(b",\"sourceIPAddress\":\"");
@@ -289,31 +350,70 @@ impl ApiCall<'_> {
             member(out, b",\"errorCode\":", code)?;
             member(out, b",\"errorMessage\":", message)?;
         }
-        out.extend_from_slice(b",\"requestParameters\":");
-        write_sanitized(self.event_name, self.request_parameters, out)?;
         out.extend_from_slice(b",\"responseElements\":");
         write_sanitized(self.event_name, self.response_elements, out)?;
         opt_member(out, b",\"requestID\":", self.request_id)?;
         out.extend_from_slice(b",\"eventID\":\"");
         let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
         out.extend_from_slice(event_id.hyphenated().encode_lower(&mut id).as_bytes());
-        out.extend_from_slice(b"\",\"readOnly\":");
-        out.extend_from_slice(if self.read_only { b"true" } else { b"false" });
-        if let Some(arn) = self.resource_arn {
-            out.extend_from_slice(b",\"resources\":[{\"ARN\":");
-            string(out, arn)?;
-            member(out, b",\"accountId\":", self.recipient_account_id)?;
-            out.extend_from_slice(b",\"type\":\"AWS::SecretsManager::Secret\"}]");
-        }
-        member(out, b",\"eventType\":", API_CALL)?;
-        out.extend_from_slice(b",\"managementEvent\":true");
-        member(out, b",\"recipientAccountId\":", self.recipient_account_id)?;
-        member(out, b",\"eventCategory\":", "Management")?;
-        out.extend_from_slice(b",\"previousRecordSha256\":\"");
-        let at = out.len();
+        out.extend_from_slice(b"\",\"previousRecordSha256\":\"");
+        let link = out.len();
         out.extend_from_slice(GENESIS_SHA256.as_bytes());
         out.extend_from_slice(b"\"}");
-        Ok(at)
+        Ok(link)
+    }
+
+    /// The key of this call's stable part, if it has one (see [`StableKey`]).
+    pub(crate) fn stable_key(&self) -> Option<StableKey> {
+        let Identity::Encoded(identity) = self.user_identity else {
+            return None;
+        };
+        let parameters = match self.request_parameters {
+            Value::Null => None,
+            Value::Object(map) => Some(
+                map.iter()
+                    .map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect::<Option<Vec<_>>>()?,
+            ),
+            _ => return None,
+        };
+        Some(StableKey {
+            identity: identity.0.clone(),
+            event_source: self.event_source.to_string(),
+            event_name: self.event_name.to_string(),
+            aws_region: self.aws_region.to_string(),
+            parameters,
+            read_only: self.read_only,
+            resource_arn: self.resource_arn.map(str::to_string),
+            recipient_account_id: self.recipient_account_id.to_string(),
+        })
+    }
+
+    /// Whether this call's stable part is the one `key` was taken from.
+    pub(crate) fn has_stable_key(&self, key: &StableKey) -> bool {
+        let Identity::Encoded(identity) = self.user_identity else {
+            return false;
+        };
+        let same_parameters = match (self.request_parameters, &key.parameters) {
+            (Value::Null, None) => true,
+            (Value::Object(map), Some(params)) => {
+                // Keys of a map are unique: equal lengths and every entry found is equality.
+                map.len() == params.len()
+                    && map.iter().all(|(k, v)| {
+                        v.as_str()
+                            .is_some_and(|v| params.iter().any(|(pk, pv)| pk == k && pv == v))
+                    })
+            }
+            _ => false,
+        };
+        same_parameters
+            && self.read_only == key.read_only
+            && self.event_name == key.event_name
+            && self.resource_arn == key.resource_arn.as_deref()
+            && *identity.0 == *key.identity
+            && self.event_source == key.event_source
+            && self.aws_region == key.aws_region
+            && self.recipient_account_id == key.recipient_account_id
     }
 }
 
@@ -587,7 +687,7 @@ mod tests {
         for (i, c) in variants.iter().enumerate() {
             let id = Uuid::from_u128(0x1234_5678_9abc_4def_8123_4567_89ab_cdef + i as u128);
             let mut fast = Vec::new();
-            let at = c.write(id, &mut fast).unwrap();
+            let Written { stable, link: at } = c.write(id, &mut fast).unwrap();
             let expected = slow(c, id);
             assert_eq!(
                 String::from_utf8(fast.clone()).unwrap(),
@@ -596,6 +696,12 @@ mod tests {
             );
             assert_eq!(&fast[at..at + 64], GENESIS_SHA256.as_bytes());
             assert_eq!(&fast[at + 64..], b"\"}");
+            // Everything of the request's own (time, address, outcome, ids) is after the
+            // part that repeats.
+            assert!(
+                fast[stable..].starts_with(b",\"eventTime\":"),
+                "variant {i}"
+            );
             assert!(!String::from_utf8(fast).unwrap().contains(SENTINEL));
         }
     }

@@ -69,8 +69,8 @@
 //!   denied requests and rotation steps: the record is durable before the response is sent.
 //! - [`Durability::Buffered`] returns at once: the line is kept in memory and written to the
 //!   OS within the flush interval ([`AuditOptions::flush_interval`], 1 s by default; a
-//!   background thread writes it, or the next append, or [`AuditLog::flush`]), or as soon as
-//!   64 KiB are pending. Use it for reads. A crash of the process can lose up to one
+//!   background thread writes it, or [`AuditLog::flush`]), or as soon as 256 KiB are
+//!   pending. Use it for reads. A crash of the process can lose up to one
 //!   interval of buffered records; a crash of the machine, what the OS had not yet written.
 //!
 //! [`AuditLog::close`] (and drop) writes and fsyncs everything. [`AuditLog::stats`] counts

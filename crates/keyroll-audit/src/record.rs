@@ -36,16 +36,35 @@ pub const GENESIS_SHA256: &str = "0000000000000000000000000000000000000000000000
 /// the caller puts there is overwritten. Optional fields are left out of the JSON when
 /// `None`. Pass request and response bodies through [`crate::sanitize_parameters`] first:
 /// the record writes whatever it is given.
+///
+/// The members are CloudTrail's, in an order of keyroll's (JSON does not order members):
+/// what describes the call and its caller comes first, what is the request's own (time,
+/// address, outcome, ids, link) last. Consecutive records of one caller reading one secret
+/// then begin with the same bytes, whose hash state the chain reuses.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord {
     pub event_version: String,
     pub user_identity: UserIdentity,
-    #[serde(with = "seconds")]
-    pub event_time: DateTime<Utc>,
     pub event_source: String,
     pub event_name: String,
     pub aws_region: String,
+    /// The sanitised request (`null` when there is none).
+    #[serde(default)]
+    pub request_parameters: Value,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub read_only: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub resources: Vec<Resource>,
+    pub event_type: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub management_event: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub recipient_account_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub event_category: Option<String>,
+    #[serde(with = "seconds")]
+    pub event_time: DateTime<Utc>,
     #[serde(
         rename = "sourceIPAddress",
         skip_serializing_if = "Option::is_none",
@@ -58,9 +77,6 @@ pub struct AuditRecord {
     pub error_code: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error_message: Option<String>,
-    /// The sanitised request (`null` when there is none).
-    #[serde(default)]
-    pub request_parameters: Value,
     /// The sanitised response (`null` for reads and errors, as in CloudTrail).
     #[serde(default)]
     pub response_elements: Value,
@@ -71,17 +87,6 @@ pub struct AuditRecord {
     pub request_id: Option<String>,
     #[serde(rename = "eventID")]
     pub event_id: Uuid,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub read_only: Option<bool>,
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub resources: Vec<Resource>,
-    pub event_type: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub management_event: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub recipient_account_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub event_category: Option<String>,
     /// Hex SHA-256 of the exact bytes of the previous line of the trail (without its
     /// newline); 64 zeros for the first record ever.
     #[serde(rename = "previousRecordSha256", default)]
