@@ -149,8 +149,8 @@ def main():
 
     print(json.dumps(runs, indent=2))
     b, e = med("baseline", "rps"), med("enforced", "rps")
-    print(f"\n| GetSecretValue, {args.connections} connections (median of {args.rounds}) | requests/s | p50 ms | p99 ms | server CPU µs/req | machine idle | non-2xx |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"\n| GetSecretValue, {args.connections} connections (median of {args.rounds}) | requests/s | p50 ms | p99 ms | server CPU µs/req | machine idle | steal | non-2xx |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     labels = {"baseline": "admin key, no resource policy, audit off",
               "enforced": "10-statement identity policy + resource policy + audit on",
               "policies only": "10-statement identity policy + resource policy, audit off",
@@ -158,7 +158,7 @@ def main():
     for name in runs:
         label = labels[name]
         print(f"| {label} | {med(name, 'rps'):,.0f} | {med(name, 'p50_ms'):.3f} | {med(name, 'p99_ms'):.3f} "
-              f"| {med(name, 'server_cpu_us_per_req'):.1f} | {med(name, 'machine_idle_pct'):.1f}% | {sum(r['non_2xx'] for r in runs[name])} |")
+              f"| {med(name, 'server_cpu_us_per_req'):.1f} | {med(name, 'machine_idle_pct'):.1f}% | {med(name, 'machine_steal_pct'):.1f}% | {sum(r['non_2xx'] for r in runs[name])} |")
     print(f"\nenforced / baseline: {e / b * 100:.1f}%  (goal ≥ 90%, and ≥ 40,000 req/s)")
     # Each round measures every variant back to back, so a round's own ratio is less exposed
     # to load that comes and goes than the ratio of medians.

@@ -112,9 +112,9 @@ def cpu_seconds(pid):
 
 
 def machine_ticks():
-    """(idle, total) clock ticks of the whole machine, from /proc/stat."""
+    """(idle, steal, total) clock ticks of the whole machine, from /proc/stat."""
     fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
-    return fields[3] + fields[4], sum(fields[:8])
+    return fields[3] + fields[4], fields[7], sum(fields[:8])
 
 
 def wrk(url, script, connections, duration, threads, pid=None):
@@ -135,7 +135,9 @@ def wrk(url, script, connections, duration, threads, pid=None):
     r = {"rps": rps, "p50_ms": lat.get("50"), "p99_ms": lat.get("99"), "non_2xx": errors,
          # CPU the machine left unused while wrk ran: requests/s only measures the server's
          # cost per request when this stays near 0.
-         "machine_idle_pct": round((m1[0] - m0[0]) / max(1, m1[1] - m0[1]) * 100, 1)}
+         "machine_idle_pct": round((m1[0] - m0[0]) / max(1, m1[2] - m0[2]) * 100, 1),
+         # CPU time the hypervisor gave to someone else: other tenants' load, not keyroll's.
+         "machine_steal_pct": round((m1[1] - m0[1]) / max(1, m1[2] - m0[2]) * 100, 1)}
     if pid:
         # Server CPU time per request: less sensitive to other load on the machine.
         r["server_cpu_us_per_req"] = round((cpu_seconds(pid) - c0) / (rps * (time.time() - t0)) * 1e6, 1)
