@@ -4,8 +4,11 @@ Two `keyroll serve` processes on loopback, alternately loaded with wrk at 64 con
   baseline  an admin key, no resource policy, audit trail off
   enforced  a key whose identity policy has 10 statements (conditions included), a resource
             policy on the secret, and the audit trail on (one record per request)
-Each is measured --rounds times, interleaved, and the median is reported, so that other load
-on the machine affects both alike.
+Each is measured --rounds times, interleaved (in reverse order every other round), and the
+median is reported, so that other load on the machine affects both alike. Each round's own
+enforced/baseline ratio is printed too: on a shared machine whose speed drifts by ±15% within
+minutes (the server's CPU time per request of the same binary varies that much), the median
+of these paired ratios is the steadier figure.
 """
 
 import argparse
@@ -130,8 +133,11 @@ def main():
         runs = {name: [] for name, *_ in variants}
         for name in runs:
             wrk(servers[name][1], scripts[name], 8, 2, 1)  # warm-up
-        for _ in range(args.rounds):
-            for name in runs:
+        for r in range(args.rounds):
+            # Every other round runs the variants in reverse order (ABBA): a machine that
+            # speeds up or slows down during the run then favours no variant.
+            order = list(runs) if r % 2 == 0 else list(reversed(runs))
+            for name in order:
                 proc, url, _ = servers[name]
                 runs[name].append(wrk(url, scripts[name], args.connections, args.duration, 1, proc.pid))
         audit_dir = os.path.join(servers["enforced"][2], "audit")
