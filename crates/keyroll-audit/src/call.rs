@@ -13,7 +13,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::record::{API_CALL, EVENT_VERSION, GENESIS_SHA256};
-use crate::sanitize::write_sanitized;
+use crate::sanitize::{recorded_as_is, write_sanitized};
 
 /// `userIdentity`, borrowed (see [`crate::UserIdentity`]).
 #[derive(Debug, Clone, Copy, Default)]
@@ -363,16 +363,25 @@ impl ApiCall<'_> {
         Ok(link)
     }
 
-    /// The key of this call's stable part, if it has one (see [`StableKey`]).
+    /// The key of this call's stable part, if it has one (see [`StableKey`]). Only reads
+    /// whose every parameter is a string the record shows as it is have one: a key never
+    /// holds anything the record itself does not (no value or password of a write, nothing
+    /// the allow-list leaves out).
     pub(crate) fn stable_key(&self) -> Option<StableKey> {
         let Identity::Encoded(identity) = self.user_identity else {
             return None;
         };
+        if !self.read_only {
+            return None;
+        }
         let parameters = match self.request_parameters {
             Value::Null => None,
             Value::Object(map) => Some(
                 map.iter()
-                    .map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .map(|(k, v)| {
+                        let v = v.as_str()?;
+                        recorded_as_is(self.event_name, k).then(|| (k.clone(), v.to_string()))
+                    })
                     .collect::<Option<Vec<_>>>()?,
             ),
             _ => return None,
@@ -703,6 +712,64 @@ mod tests {
                 "variant {i}"
             );
             assert!(!String::from_utf8(fast).unwrap().contains(SENTINEL));
+        }
+    }
+
+    #[test]
+    fn only_reads_of_recorded_parameters_have_a_stable_key() {
+        let t = DateTime::parse_from_rfc3339("2026-12-07T05:06:07Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let encoded = user().encode().unwrap();
+        let get = json!({"SecretId": "prod/app/db", "VersionStage": "AWSCURRENT"});
+        let get_with_value = json!({"SecretId": "prod/app/db", "SecretString": SENTINEL});
+        let get_with_unknown = json!({"SecretId": "prod/app/db", "Note": SENTINEL});
+        let put = json!({"SecretId": "prod/app/db", "SecretString": SENTINEL});
+        let null = Value::Null;
+        let read = ApiCall {
+            event_time: t,
+            event_source: "secretsmanager.amazonaws.com",
+            event_name: "GetSecretValue",
+            aws_region: "us-east-1",
+            user_identity: Identity::Encoded(&encoded),
+            source_ip_address: None,
+            user_agent: None,
+            error: None,
+            request_parameters: &get,
+            response_elements: &null,
+            request_id: None,
+            read_only: true,
+            resource_arn: None,
+            recipient_account_id: "000000000000",
+        };
+        let key = read
+            .stable_key()
+            .expect("a read of recorded parameters has a key");
+        assert!(read.has_stable_key(&key));
+        assert!(!format!("{key:?}").contains(SENTINEL));
+        let none = [
+            ApiCall {
+                request_parameters: &get_with_value,
+                ..read
+            },
+            ApiCall {
+                request_parameters: &get_with_unknown,
+                ..read
+            },
+            ApiCall {
+                event_name: "PutSecretValue",
+                request_parameters: &put,
+                read_only: false,
+                ..read
+            },
+            ApiCall {
+                user_identity: user().into(),
+                ..read
+            },
+        ];
+        for (i, call) in none.iter().enumerate() {
+            assert!(call.stable_key().is_none(), "call {i}");
+            assert!(!call.has_stable_key(&key), "call {i}");
         }
     }
 }

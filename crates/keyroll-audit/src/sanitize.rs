@@ -469,6 +469,15 @@ fn write_kept(
     Ok(())
 }
 
+/// Whether a string parameter `key` of `op` is written into the record as it is: allowed for
+/// the operation, not secret-bearing, and a scalar. A value that passes this is in the
+/// record; one that does not may be one the record leaves out.
+pub(crate) fn recorded_as_is(op: &str, key: &str) -> bool {
+    op_keys(op).contains(&key)
+        && !is_secret_bearing(key)
+        && matches!(shape(key), Some(Shape::Scalar))
+}
+
 /// `map.get(key)`; a request's few parameters are compared one by one instead of hashing
 /// `key` (this runs for every allowed key of every audited request).
 fn find<'m>(map: &'m Map<String, Value>, key: &str) -> Option<&'m Value> {
