@@ -13,7 +13,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::record::{API_CALL, EVENT_VERSION, GENESIS_SHA256};
-use crate::sanitize::{recorded_as_is, write_sanitized};
+use crate::sanitize::write_sanitized;
 
 /// `userIdentity`, borrowed (see [`crate::UserIdentity`]).
 #[derive(Debug, Clone, Copy, Default)]
@@ -33,6 +33,13 @@ pub struct IdentityRef<'a> {
 /// every record of the same caller: a server's principals make most of its requests.
 #[derive(Clone, PartialEq, Eq)]
 pub struct EncodedIdentity(Box<[u8]>);
+
+impl EncodedIdentity {
+    /// The serialised `userIdentity`.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 impl std::fmt::Debug for EncodedIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -277,23 +284,6 @@ pub(crate) struct Written {
     pub link: usize,
 }
 
-/// Everything [`ApiCall::write_stable`] writes from, owned: two calls with equal keys
-/// write equal stable parts. Only calls whose identity is already encoded and whose
-/// parameters are all strings (or absent) have one; equality of those is plain byte
-/// equality, with nothing (such as `0.0` and `-0.0`) equal yet written differently.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StableKey {
-    identity: Box<[u8]>,
-    event_source: String,
-    event_name: String,
-    aws_region: String,
-    /// `None` for a request without a body.
-    parameters: Option<Vec<(String, String)>>,
-    read_only: bool,
-    resource_arn: Option<String>,
-    recipient_account_id: String,
-}
-
 impl ApiCall<'_> {
     /// Appends the record's line (without a newline) to `out`, with `event_id` and 64 zeros
     /// as `previousRecordSha256` (in one go; the log writes the two parts itself).
@@ -361,68 +351,6 @@ impl ApiCall<'_> {
         out.extend_from_slice(GENESIS_SHA256.as_bytes());
         out.extend_from_slice(b"\"}");
         Ok(link)
-    }
-
-    /// The key of this call's stable part, if it has one (see [`StableKey`]). Only reads
-    /// whose every parameter is a string the record shows as it is have one: a key never
-    /// holds anything the record itself does not (no value or password of a write, nothing
-    /// the allow-list leaves out).
-    pub(crate) fn stable_key(&self) -> Option<StableKey> {
-        let Identity::Encoded(identity) = self.user_identity else {
-            return None;
-        };
-        if !self.read_only {
-            return None;
-        }
-        let parameters = match self.request_parameters {
-            Value::Null => None,
-            Value::Object(map) => Some(
-                map.iter()
-                    .map(|(k, v)| {
-                        let v = v.as_str()?;
-                        recorded_as_is(self.event_name, k).then(|| (k.clone(), v.to_string()))
-                    })
-                    .collect::<Option<Vec<_>>>()?,
-            ),
-            _ => return None,
-        };
-        Some(StableKey {
-            identity: identity.0.clone(),
-            event_source: self.event_source.to_string(),
-            event_name: self.event_name.to_string(),
-            aws_region: self.aws_region.to_string(),
-            parameters,
-            read_only: self.read_only,
-            resource_arn: self.resource_arn.map(str::to_string),
-            recipient_account_id: self.recipient_account_id.to_string(),
-        })
-    }
-
-    /// Whether this call's stable part is the one `key` was taken from.
-    pub(crate) fn has_stable_key(&self, key: &StableKey) -> bool {
-        let Identity::Encoded(identity) = self.user_identity else {
-            return false;
-        };
-        let same_parameters = match (self.request_parameters, &key.parameters) {
-            (Value::Null, None) => true,
-            (Value::Object(map), Some(params)) => {
-                // Keys of a map are unique: equal lengths and every entry found is equality.
-                map.len() == params.len()
-                    && map.iter().all(|(k, v)| {
-                        v.as_str()
-                            .is_some_and(|v| params.iter().any(|(pk, pv)| pk == k && pv == v))
-                    })
-            }
-            _ => false,
-        };
-        same_parameters
-            && self.read_only == key.read_only
-            && self.event_name == key.event_name
-            && self.resource_arn == key.resource_arn.as_deref()
-            && *identity.0 == *key.identity
-            && self.event_source == key.event_source
-            && self.aws_region == key.aws_region
-            && self.recipient_account_id == key.recipient_account_id
     }
 }
 
@@ -712,64 +640,6 @@ mod tests {
                 "variant {i}"
             );
             assert!(!String::from_utf8(fast).unwrap().contains(SENTINEL));
-        }
-    }
-
-    #[test]
-    fn only_reads_of_recorded_parameters_have_a_stable_key() {
-        let t = DateTime::parse_from_rfc3339("2026-12-07T05:06:07Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let encoded = user().encode().unwrap();
-        let get = json!({"SecretId": "prod/app/db", "VersionStage": "AWSCURRENT"});
-        let get_with_value = json!({"SecretId": "prod/app/db", "SecretString": SENTINEL});
-        let get_with_unknown = json!({"SecretId": "prod/app/db", "Note": SENTINEL});
-        let put = json!({"SecretId": "prod/app/db", "SecretString": SENTINEL});
-        let null = Value::Null;
-        let read = ApiCall {
-            event_time: t,
-            event_source: "secretsmanager.amazonaws.com",
-            event_name: "GetSecretValue",
-            aws_region: "us-east-1",
-            user_identity: Identity::Encoded(&encoded),
-            source_ip_address: None,
-            user_agent: None,
-            error: None,
-            request_parameters: &get,
-            response_elements: &null,
-            request_id: None,
-            read_only: true,
-            resource_arn: None,
-            recipient_account_id: "000000000000",
-        };
-        let key = read
-            .stable_key()
-            .expect("a read of recorded parameters has a key");
-        assert!(read.has_stable_key(&key));
-        assert!(!format!("{key:?}").contains(SENTINEL));
-        let none = [
-            ApiCall {
-                request_parameters: &get_with_value,
-                ..read
-            },
-            ApiCall {
-                request_parameters: &get_with_unknown,
-                ..read
-            },
-            ApiCall {
-                event_name: "PutSecretValue",
-                request_parameters: &put,
-                read_only: false,
-                ..read
-            },
-            ApiCall {
-                user_identity: user().into(),
-                ..read
-            },
-        ];
-        for (i, call) in none.iter().enumerate() {
-            assert!(call.stable_key().is_none(), "call {i}");
-            assert!(!call.has_stable_key(&key), "call {i}");
         }
     }
 }

@@ -104,6 +104,7 @@ mod log;
 mod record;
 mod sanitize;
 mod search;
+mod stable;
 mod verify;
 
 pub use call::{ApiCall, EncodedIdentity, Identity, IdentityRef, IssuerRef, SessionRef};

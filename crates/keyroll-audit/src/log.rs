@@ -14,12 +14,13 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, SubsecRound, Utc};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::call::{ApiCall, StableKey};
+use crate::call::ApiCall;
 use crate::error::AuditError;
 use crate::files::{
     self, DIGESTS_FILE, DigestEntry, Hash, LOCK_FILE, Lines, ZERO, day_file_name, sha256,
 };
 use crate::record::{AuditRecord, DAY_FILE_CLOSED_EVENT, GENESIS_SHA256, TORN_TAIL_EVENT};
+use crate::stable::write_call;
 
 /// Where the time comes from: the system clock, or a test's.
 pub trait Clock: Send + Sync {
@@ -509,89 +510,13 @@ impl fmt::Debug for AuditLog {
 /// The SHA-256 state after the bytes of `line` before its link (which starts at `at`). The
 /// link is the line's last member, so all but the last block or two of a line are hashed
 /// before the lock that orders the chain is taken.
-fn head_hash(line: &[u8], at: usize) -> Sha256 {
+pub(crate) fn head_hash(line: &[u8], at: usize) -> Sha256 {
     Sha256::new_with_prefix(&line[..at])
-}
-
-/// A thread's recently written stable parts of API call records ([`ApiCall::write_stable`]),
-/// with the hash state after each: a caller reading the same secret again begins its record
-/// with the same several hundred bytes (its identity, the operation, the parameters, the
-/// resource), which are then neither written out again nor hashed again. A part is reused
-/// only for a call with an equal [`StableKey`], whose stable part is those same bytes.
-struct StableParts {
-    entries: Vec<StablePart>,
-    next: usize,
-}
-
-struct StablePart {
-    key: StableKey,
-    bytes: Vec<u8>,
-    state: Sha256,
-}
-
-/// Stable parts remembered per thread.
-const STABLE_PARTS: usize = 4;
-
-thread_local! {
-    static STABLE: std::cell::RefCell<StableParts> = const {
-        std::cell::RefCell::new(StableParts {
-            entries: Vec::new(),
-            next: 0,
-        })
-    };
-}
-
-/// Writes `call`'s line into the empty `line`; returns where its link starts and
-/// [`head_hash`] of it.
-fn write_call(call: &ApiCall<'_>, line: &mut Vec<u8>) -> serde_json::Result<(usize, Sha256)> {
-    let event_id = crate::record::event_id();
-    let reused = STABLE.with(|parts| {
-        let parts = parts.try_borrow().ok()?;
-        let part = parts.entries.iter().find(|p| call.has_stable_key(&p.key))?;
-        line.extend_from_slice(&part.bytes);
-        Some(part.state.clone())
-    });
-    let state = match reused {
-        Some(state) => state,
-        None => {
-            call.write_stable(line)?;
-            let state = Sha256::new_with_prefix(&line[..]);
-            if let Some(key) = call.stable_key() {
-                STABLE.with(|parts| {
-                    if let Ok(mut parts) = parts.try_borrow_mut() {
-                        parts.remember(key, line, state.clone());
-                    }
-                });
-            }
-            state
-        }
-    };
-    let stable = line.len();
-    let link = call.write_rest(event_id, line)?;
-    let mut head = state;
-    head.update(&line[stable..link]);
-    Ok((link, head))
-}
-
-impl StableParts {
-    fn remember(&mut self, key: StableKey, bytes: &[u8], state: Sha256) {
-        let part = StablePart {
-            key,
-            bytes: bytes.to_vec(),
-            state,
-        };
-        if self.entries.len() < STABLE_PARTS {
-            self.entries.push(part);
-        } else {
-            self.entries[self.next % STABLE_PARTS] = part;
-            self.next = self.next.wrapping_add(1);
-        }
-    }
 }
 
 /// The SHA-256 of a line from [`head_hash`] of its bytes before the link and the rest of it
 /// (`tail`: the link and what follows): the same as [`sha256`] of the whole line.
-fn finish_hash(mut head: Sha256, tail: &[u8]) -> Hash {
+pub(crate) fn finish_hash(mut head: Sha256, tail: &[u8]) -> Hash {
     head.update(tail);
     head.finalize().into()
 }
@@ -973,97 +898,6 @@ mod tests {
                     "len {len}, link at {at}"
                 );
             }
-        }
-    }
-
-    #[test]
-    fn a_reused_stable_part_writes_and_hashes_the_line_written_afresh() {
-        use crate::call::{Identity, IdentityRef};
-        use serde_json::{Value, json};
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
-        let users = ["app", "ops", "batch"].map(|name| {
-            IdentityRef {
-                identity_type: "IAMUser",
-                principal_id: Some("AIDAEXAMPLE"),
-                arn: Some(name),
-                account_id: Some("123456789012"),
-                access_key_id: Some("AKIAEXAMPLE"),
-                user_name: Some(name),
-                session: None,
-            }
-            .encode()
-            .unwrap()
-        });
-        let params = [
-            Value::Null,
-            json!({"SecretId": "prod/db"}),
-            json!({"SecretId": "prod/db", "VersionStage": "AWSPREVIOUS"}),
-            json!({"VersionStage": "AWSPREVIOUS", "SecretId": "prod/db"}),
-            json!({"SecretId": "prod/other"}),
-            json!({"SecretId": "prod/db", "MaxResults": 5}),
-            json!({"SecretId": "prod/db", "Weird": -0.0}),
-            json!({"SecretId": "prod/db", "Weird": 0.0}),
-        ];
-        let response = json!({"ARN": "arn:x", "Name": "prod/db"});
-        for i in 0..3000 {
-            let names = ["GetSecretValue", "DescribeSecret", "PutSecretValue"];
-            let arns = [
-                None,
-                Some("arn:aws:secretsmanager:us-east-1:1:secret:prod/db-AbCdEf"),
-            ];
-            let identity = IdentityRef {
-                identity_type: "AssumedRole",
-                arn: Some("arn:aws:sts::1:assumed-role/r/s"),
-                ..IdentityRef::default()
-            };
-            let call = ApiCall {
-                event_time: chrono::DateTime::from_timestamp(1_796_000_000 + next(3) as i64, 0)
-                    .unwrap(),
-                event_source: "secretsmanager.amazonaws.com",
-                event_name: names[next(3) as usize],
-                aws_region: ["us-east-1", "eu-west-1"][next(2) as usize],
-                user_identity: if next(8) == 0 {
-                    Identity::Parts(identity)
-                } else {
-                    Identity::Encoded(&users[next(3) as usize])
-                },
-                source_ip_address: Some(std::net::IpAddr::from([127, 0, 0, next(3) as u8])),
-                user_agent: [None, Some("aws-cli/2")][next(2) as usize],
-                error: [None, Some(("AccessDeniedException", "no"))][next(2) as usize],
-                request_parameters: &params[next(params.len() as u64) as usize],
-                response_elements: [&Value::Null, &response][next(2) as usize],
-                request_id: Some("req"),
-                read_only: next(2) == 0,
-                resource_arn: arns[next(2) as usize],
-                recipient_account_id: ["123456789012", "210987654321"][next(2) as usize],
-            };
-            let mut line = Vec::new();
-            let (link, head) = write_call(&call, &mut line).unwrap();
-            // The event id is drawn fresh for each line: compare with the one written.
-            let id_at = line
-                .windows(11)
-                .position(|w| w == b"\"eventID\":\"")
-                .unwrap()
-                + 11;
-            let id: uuid::Uuid = std::str::from_utf8(&line[id_at..id_at + 36])
-                .unwrap()
-                .parse()
-                .unwrap();
-            let mut fresh = Vec::new();
-            let written = call.write(id, &mut fresh).unwrap();
-            assert_eq!(
-                String::from_utf8_lossy(&line),
-                String::from_utf8_lossy(&fresh),
-                "call {i}"
-            );
-            assert_eq!(link, written.link);
-            assert_eq!(finish_hash(head, &line[link..]), sha256(&line), "call {i}");
         }
     }
 }
