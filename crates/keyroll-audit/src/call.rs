@@ -355,7 +355,7 @@ impl ApiCall<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -460,9 +460,9 @@ mod tests {
     use crate::sanitize_parameters;
     use serde_json::json;
 
-    const SENTINEL: &str = "SENTINEL-5ec7e7-never-written";
+    pub(crate) const SENTINEL: &str = "SENTINEL-5ec7e7-never-written";
 
-    fn user() -> IdentityRef<'static> {
+    pub(crate) fn user() -> IdentityRef<'static> {
         IdentityRef {
             identity_type: "IAMUser",
             principal_id: Some("AIDAEXAMPLE"),

@@ -174,25 +174,11 @@ impl StableParts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::IdentityRef;
+    use crate::call::tests::{SENTINEL, user};
     use crate::files::sha256;
     use crate::log::finish_hash;
     use chrono::{DateTime, Utc};
     use serde_json::json;
-
-    const SENTINEL: &str = "sentinel-Zq8-never-in-a-key";
-
-    fn user() -> IdentityRef<'static> {
-        IdentityRef {
-            identity_type: "IAMUser",
-            principal_id: Some("AIDAEXAMPLE"),
-            arn: Some("arn:aws:iam::000000000000:user/app"),
-            account_id: Some("000000000000"),
-            access_key_id: Some("AKIAEXAMPLE"),
-            user_name: Some("app"),
-            session: None,
-        }
-    }
 
     #[test]
     fn only_reads_of_recorded_parameters_have_a_stable_key() {
